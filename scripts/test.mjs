@@ -1,0 +1,55 @@
+// The full test command: static checks, then the one test suite under Deno and under Bun.
+// Usage: node scripts/test.mjs [--only deno|bun] [--no-static] [test files…]
+import { spawnSync } from "node:child_process";
+import { bun, deno, root, setup } from "./setup.mjs";
+
+setup();
+const args = process.argv.slice(2);
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const noStatic = args.includes("--no-static");
+const files = args.filter((a, i) => !a.startsWith("--") && args[i - 1] !== "--only");
+const env = { ...process.env, GETTY_DENO: deno, GETTY_BUN: bun, NO_COLOR: "1" };
+
+let passed = 0;
+let failed = 0;
+const failures = [];
+
+function run(label, cmd, cmdArgs, parse) {
+  console.log(`\n=== ${label}: ${[cmd.split("/").pop(), ...cmdArgs].join(" ")}`);
+  const started = Date.now();
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+  const out = (r.stdout ?? "") + (r.stderr ?? "");
+  process.stdout.write(out);
+  const counts = parse ? parse(out) : undefined;
+  if (counts) {
+    passed += counts.passed;
+    failed += counts.failed;
+  }
+  const ok = r.status === 0 && (!counts || counts.failed === 0);
+  if (!ok) failures.push(`${label} (exit ${r.status ?? r.signal})`);
+  console.log(`=== ${label}: ${ok ? "ok" : "FAILED"} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+function parseDeno(out) {
+  const m = [...out.matchAll(/(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/g)].pop();
+  return m ? { passed: Number(m[1]), failed: Number(m[3]) } : { passed: 0, failed: 1 };
+}
+
+function parseBun(out) {
+  const p = out.match(/^\s*(\d+) pass$/m);
+  const f = out.match(/^\s*(\d+) fail$/m);
+  return p ? { passed: Number(p[1]), failed: f ? Number(f[1]) : 0 } : { passed: 0, failed: 1 };
+}
+
+if (!noStatic && only !== "bun") {
+  run("deno fmt", deno, ["fmt", "--check"]);
+  run("deno lint", deno, ["lint"]);
+  run("deno check", deno, ["check", "mod.ts", "src/", "tests/", "examples/"]);
+}
+const testFiles = files.length ? files : ["tests/"];
+if (only !== "bun") run("deno test", deno, ["test", "-A", "--no-check", ...testFiles], parseDeno);
+if (only !== "deno") run("bun test", bun, ["test", ...testFiles.map((f) => (f.startsWith(".") || f.startsWith("/") ? f : `./${f}`))], parseBun);
+
+console.log(`\n${failures.length ? `FAILED: ${failures.join(", ")}` : "all steps ok"}`);
+console.log(`tests: ${passed} passed, ${failed} failed`);
+process.exit(failures.length ? 1 : 0);

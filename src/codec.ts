@@ -1,0 +1,41 @@
+/**
+ * The codec contract (getty's ReadWriter): a {@link Reader} cuts packages out of received bytes, a
+ * {@link Writer} turns a package into bytes.
+ *
+ * @module
+ */
+import type { Session } from "./session.ts";
+
+/**
+ * What {@link Reader.read} returns:
+ * - `undefined`: not enough bytes to know anything yet ("need more");
+ * - `{ declared }`: the header is parsed and the whole frame will be `declared` bytes long, but the body
+ *   has not arrived. The session checks `declared` against `maxMsgLen` before buffering the body;
+ * - `{ pkg, length }`: one package, decoded from the first `length` bytes (`length >= 1`).
+ */
+export type ReadResult<P> =
+  | undefined
+  | { readonly declared: number }
+  | { readonly pkg: P; readonly length: number };
+
+/**
+ * Decodes packages from bytes. `session` is the session the bytes came from, or `undefined` when the
+ * codec runs outside a session (as a TransformStream, see `decodeStream`).
+ */
+export interface Reader<P> {
+  /**
+   * Decodes at most one package from the start of `data`. `data` is only valid during the call: a
+   * package that keeps bytes must copy them (`slice`, not `subarray`). Throw (ideally a
+   * {@link CodecError}) for input that can never become a package; the session then closes.
+   */
+  read(session: Session<P> | undefined, data: Uint8Array): ReadResult<P>;
+}
+
+/** Encodes packages to bytes. */
+export interface Writer<P> {
+  /** Encodes one package. The bytes are queued as-is; do not reuse the returned buffer. */
+  write(session: Session<P> | undefined, pkg: P): Uint8Array;
+}
+
+/** A reader and a writer for the same package type (getty's ReadWriter). */
+export interface Codec<P> extends Reader<P>, Writer<P> {}

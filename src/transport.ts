@@ -1,0 +1,120 @@
+/**
+ * The internal transport contract: the one interface a runtime adapter implements for each connection.
+ * The Session core drives it; nothing else in `src/` touches a socket. Kept deliberately narrow:
+ *
+ * - reading is push-based (`start` hands over a sink) with `pause`/`resume` for flow control, which maps to
+ *   Bun's handler callbacks and `pause()`, and to a `read()` loop on Deno;
+ * - writing hands over whole buffers; the adapter owns partial writes (Bun's unbuffered `write`, Deno's
+ *   partial `write`) and must never drop or reorder bytes;
+ * - `framing` says whether a chunk is a slice of a byte stream (TCP, TLS: the codec finds frames) or one
+ *   whole message (UDP datagram, WebSocket message: one package per chunk).
+ *
+ * @module
+ */
+
+/** Receives what a transport reads. Each method is called synchronously from the adapter's I/O callback. */
+export interface TransportSink {
+  /**
+   * Bytes from the peer. For `stream` framing, a slice of the byte stream; for `message` framing, one whole
+   * message. The chunk may be reused by the adapter after the call returns: keep a copy, not the view.
+   */
+  data(chunk: Uint8Array): void;
+  /**
+   * The connection ended on the peer's or the network's side: `error` undefined means a clean end
+   * (EOF / normal close). Called at most once, never after `close()` was called on the transport.
+   */
+  closed(error?: unknown): void;
+  /** The runtime drained its send buffer (optional hint for message transports with their own queue). */
+  drain?(): void;
+}
+
+/** How a transport delimits its data. */
+export type Framing = "stream" | "message";
+
+/** One connection, as the Session core sees it. */
+export interface Transport {
+  /** `stream`: bytes without boundaries; `message`: each chunk is one message. */
+  readonly framing: Framing;
+  /** Local address as `host:port`. */
+  readonly localAddr: string;
+  /** Remote address as `host:port`. */
+  readonly remoteAddr: string;
+  /** Starts delivering data to `sink`. Called exactly once, after the session opened. */
+  start(sink: TransportSink): void;
+  /** Stops reading from the socket (the peer feels TCP backpressure). Idempotent. */
+  pause(): void;
+  /** Resumes reading. Idempotent. */
+  resume(): void;
+  /**
+   * Hands `chunk` to the socket. Returns `true` when every byte was accepted synchronously, or a promise
+   * that resolves once every byte was accepted and rejects if the connection fails first. The caller never
+   * issues a second write before the previous promise settled, and does not touch `chunk` afterwards.
+   */
+  write(chunk: Uint8Array): true | Promise<void>;
+  /** Releases the connection now (bytes already accepted by `write` are still sent by the kernel). Idempotent. */
+  close(): void;
+}
+
+/** A listening socket that produces transports. */
+export interface TransportListener {
+  /** Bound host as given (or resolved) by the runtime. */
+  readonly hostname: string;
+  /** Bound port (the real port when 0 was asked for). */
+  readonly port: number;
+  /** Stops accepting. Live transports are not touched. Idempotent. */
+  close(): void;
+}
+
+/** TLS material for a listening socket (PEM text). */
+export interface ServerTlsOptions {
+  /** Certificate chain, PEM. */
+  readonly cert: string;
+  /** Private key, PEM. */
+  readonly key: string;
+}
+
+/** TLS settings for a client connection. The server is always verified. */
+export interface ClientTlsOptions {
+  /** Extra trusted CA certificates, PEM. When absent the runtime's default roots are used. */
+  readonly caCerts?: readonly string[];
+  /** Name to verify the server certificate against (and send as SNI); defaults to the dialled host. */
+  readonly serverName?: string;
+}
+
+/** What an adapter needs to listen for TCP (optionally TLS) connections. */
+export interface ListenOptions {
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls?: ServerTlsOptions;
+  /** Called for every accepted connection. */
+  readonly onConnection: (transport: Transport) => void;
+  /** Called for an accept-level failure that does not stop the listener (e.g. a failed TLS handshake). */
+  readonly onAcceptError: (error: unknown) => void;
+}
+
+/** What an adapter needs to dial a TCP (optionally TLS) connection. */
+export interface ConnectOptions {
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls?: ClientTlsOptions;
+  /** Aborts the dial (timeout or client close). */
+  readonly signal: AbortSignal;
+}
+
+/** The per-runtime adapter: the only place that touches `Deno` or `Bun`. */
+export interface RuntimeAdapter {
+  /** `"deno"`, `"bun"` or `"memory"`. */
+  readonly name: string;
+  /** Listens for TCP or TLS connections; resolves once bound. Rejects with the runtime's error. */
+  listenTcp(options: ListenOptions): Promise<TransportListener>;
+  /**
+   * Dials a TCP or TLS connection; resolves once connected (and, for TLS, once the handshake succeeded and
+   * the server was verified). Rejects with the runtime's error.
+   */
+  connectTcp(options: ConnectOptions): Promise<Transport>;
+}
+
+/** Formats `host:port`, bracketing IPv6 literals. */
+export function formatAddr(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
