@@ -1,6 +1,835 @@
-// PLACEHOLDER: being written by the lead; replaced soon. Do not edit.
-/** A session. */
-export class Session<P = unknown> {
-  /** Placeholder. */
-  declare readonly _pkg?: P;
+/**
+ * The Session: one connection (or one UDP socket / peer) with its codec, listener, timers, statistics and
+ * outbound buffer. The same class serves every transport and runtime; it talks to the socket only through
+ * the {@link Transport} contract.
+ *
+ * Lifecycle (a strict state machine): `new` → `open` (after `onOpen`) → `closing` (reads stop, outbound
+ * data flushes for up to `waitTime`) → `closed`. Closing calls `onError` when there was an error, then
+ * `onClose` exactly once, then the close callbacks in the order added; `session.closed` resolves last.
+ *
+ * @module
+ */
+import type { Codec, Reader, ReadResult, Writer } from "./codec.ts";
+import { CloseCallbacks } from "./close_callbacks.ts";
+import type { EndPoint, EndPointType } from "./endpoint.ts";
+import {
+  CodecError,
+  ConnectionError,
+  GettyError,
+  HandlerError,
+  MessageTooLongError,
+  ReadTimeoutError,
+  SessionClosedError,
+  type WriteTimeoutError,
+} from "./errors.ts";
+import type { HandlerPool } from "./handler_pool.ts";
+import { getLogger } from "./logger.ts";
+import { checkMs } from "./options.ts";
+import { Outbound, rejected, type WriteResult } from "./outbound.ts";
+import { ReadBuffer } from "./read_buffer.ts";
+import { scheduler, type Timed } from "./scheduler.ts";
+import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
+import type { Framing, Transport, TransportSink } from "./transport.ts";
+
+export type { WriteResult } from "./outbound.ts";
+
+/** Why a session closed; passed to `onClose` and resolved by `session.closed`. */
+export interface CloseInfo {
+  /** Who ended it: this side (`close()`), the peer (EOF / clean close) or an error. */
+  readonly initiator: "local" | "peer" | "error";
+  /** The error that closed the session, when there was one. */
+  readonly error?: GettyError;
+}
+
+/** The application's callbacks (getty's EventListener). Every callback is optional. */
+export interface EventListener<P> {
+  /** The session is ready. Throwing or rejecting refuses the session, which is then closed. */
+  onOpen?(session: Session<P>): void | Promise<void>;
+  /** The session closed (called exactly once, after `onError` when there was an error). */
+  onClose?(session: Session<P>, info: CloseInfo): void;
+  /** Something failed: the error that closes the session, or a failed write or handler that does not. */
+  onError?(session: Session<P>, error: GettyError): void;
+  /** Called every `cronPeriod` ms from the shared timer. */
+  onCron?(session: Session<P>): void | Promise<void>;
+  /** One decoded package. An async handler is awaited before the session's next package. */
+  onMessage?(session: Session<P>, pkg: P): void | Promise<void>;
+  /** Pending outbound bytes crossed the high (false) or low (true) water mark. */
+  onWritabilityChange?(session: Session<P>, writable: boolean): void;
+}
+
+/** A statistics snapshot. `toString()` gives getty's one-line form. */
+export interface SessionStat {
+  /** Bytes received from the socket. */
+  readonly readBytes: number;
+  /** Bytes handed to the socket. */
+  readonly writeBytes: number;
+  /** Packages decoded. */
+  readonly readPkgs: number;
+  /** Packages handed to the socket. */
+  readonly writePkgs: number;
+  /** getty's `Stat()` line. */
+  toString(): string;
+}
+
+/** The lifecycle state. */
+export type SessionState = "new" | "open" | "closing" | "closed";
+
+/** What a session needs from the endpoint that created it. @internal */
+export interface SessionHost {
+  readonly endpoint: EndPoint;
+  readonly pool: HandlerPool;
+  /** Called once when the session reached `closed`. */
+  sessionClosed(session: Session<never>): void;
+}
+
+let nextSessionId = 1;
+const encoder = new TextEncoder();
+
+/**
+ * One connection. Sessions are created by servers, clients and {@link createMemorySessionPair}; configure them
+ * in the `newSession` callback.
+ *
+ * @typeParam P the package type the codec produces and accepts.
+ */
+export class Session<P = Uint8Array> implements Timed {
+  /** Process-unique id. */
+  readonly id: number = nextSessionId++;
+  /** @internal scheduler bucket. */
+  _bucket?: number;
+
+  readonly #transport: Transport;
+  readonly #framing: Framing;
+  readonly #host: SessionHost;
+  readonly #config: SessionConfig;
+  readonly #out: Outbound;
+  readonly #rb = new ReadBuffer();
+  readonly #attrs = new Map<unknown, unknown>();
+  readonly #callbacks = new CloseCallbacks();
+  #name: string;
+  #listener: EventListener<P> = {};
+  #reader: Reader<P> | undefined;
+  #writer: Writer<P> | undefined;
+  #state: SessionState = "new";
+  #started = false;
+  #transportDead = false;
+  #readPaused = false;
+  #error: GettyError | undefined;
+  #initiator: CloseInfo["initiator"] = "local";
+  #active = Date.now();
+  #lastRead = this.#active;
+  #nextCron = Infinity;
+  #closeDeadline = Infinity;
+  #readBytes = 0;
+  #writeBytes = 0;
+  #readPkgs = 0;
+  #writePkgs = 0;
+  // inbound dispatch
+  #inbound: P[] = [];
+  #busy = false;
+  #eofPending = false;
+  #readable: ReadableStream<P> | undefined;
+  #readableController: ReadableStreamDefaultController<P> | undefined;
+  #writable: WritableStream<P> | undefined;
+  readonly #closed: Promise<CloseInfo>;
+  #resolveClosed!: (info: CloseInfo) => void;
+
+  /** @internal Sessions are created by endpoints; use a server, a client or `createMemorySessionPair`. */
+  constructor(transport: Transport, host: SessionHost, config: SessionConfig, name: string) {
+    this.#transport = transport;
+    this.#framing = transport.framing;
+    this.#host = host;
+    this.#config = { ...config };
+    this.#name = name;
+    this.#out = new Outbound(transport, this.#outboundHost, this.#config);
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  // ---- identity -------------------------------------------------------------------------------------------
+
+  /** The session's name (default from the endpoint kind, e.g. `tcp-session`). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** Renames the session. */
+  setName(name: string): void {
+    this.#name = String(name);
+  }
+
+  /** The server or client that owns this session. */
+  endPoint(): EndPoint {
+    return this.#host.endpoint;
+  }
+
+  /** Local address, `host:port`. */
+  get localAddr(): string {
+    return this.#transport.localAddr;
+  }
+
+  /** Remote address, `host:port`. */
+  get remoteAddr(): string {
+    return this.#transport.remoteAddr;
+  }
+
+  /** Current lifecycle state. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** True once the session is closing or closed: no more writes are accepted. */
+  isClosed(): boolean {
+    return this.#state === "closing" || this.#state === "closed";
+  }
+
+  /** Resolves (never rejects) once the session is fully closed, after `onClose` and the close callbacks. */
+  get closed(): Promise<CloseInfo> {
+    return this.#closed;
+  }
+
+  /** A snapshot of the counters. */
+  stat(): SessionStat {
+    const s = {
+      readBytes: this.#readBytes,
+      writeBytes: this.#writeBytes,
+      readPkgs: this.#readPkgs,
+      writePkgs: this.#writePkgs,
+    };
+    const token = this.isClosed() ? "session-closed" : "session";
+    const type: EndPointType = this.#host.endpoint.endPointType;
+    const line = `${token} {${this.#name}:${type}:${this.id}:${this.localAddr}<->${this.remoteAddr}}, ` +
+      `Read Bytes: ${s.readBytes}, Write Bytes: ${s.writeBytes}, Read Pkgs: ${s.readPkgs}, Write Pkgs: ${s.writePkgs}`;
+    return { ...s, toString: () => line };
+  }
+
+  /** Time of the last complete package (or open), ms since epoch. */
+  getActive(): number {
+    return this.#active;
+  }
+
+  /** Marks the session active now. */
+  updateActive(): void {
+    this.#active = Date.now();
+  }
+
+  // ---- configuration ---------------------------------------------------------------------------------------
+
+  /** Sets the largest accepted package, in bytes. */
+  setMaxMsgLen(bytes: number): void {
+    this.#config.maxMsgLen = checkInt("maxMsgLen", bytes, 1);
+  }
+
+  /** The largest accepted package, in bytes. */
+  get maxMsgLen(): number {
+    return this.#config.maxMsgLen;
+  }
+
+  /** Sets the callbacks. */
+  setEventListener(listener: EventListener<P>): void {
+    if (typeof listener !== "object" || listener === null) {
+      throw new TypeError("setEventListener: listener must be an object");
+    }
+    this.#listener = listener;
+    this.#reschedule();
+  }
+
+  /** Sets both the reader and the writer (getty's SetPkgHandler). */
+  setPkgHandler(codec: Codec<P>): void {
+    this.#reader = codec;
+    this.#writer = codec;
+  }
+
+  /** Sets the reader. Without one, each received chunk is delivered as a `Uint8Array` package. */
+  setReader(reader: Reader<P> | undefined): void {
+    this.#reader = reader;
+  }
+
+  /** Sets the writer. Without one, packages must be `Uint8Array` (or `string`, sent as UTF-8). */
+  setWriter(writer: Writer<P> | undefined): void {
+    this.#writer = writer;
+  }
+
+  /** Sets the cron period in ms (0 = off); takes effect at once. */
+  setCronPeriod(ms: number): void {
+    this.#config.cronPeriod = checkMs("cronPeriod", ms, true);
+    this.#nextCron = Infinity;
+    this.#reschedule();
+  }
+
+  /** Sets how long a graceful close waits for outbound data, in ms. */
+  setWaitTime(ms: number): void {
+    this.#config.waitTime = checkMs("waitTime", ms, true);
+  }
+
+  /** Closes the session when nothing was received for `ms` (0 = off). */
+  setReadTimeout(ms: number): void {
+    this.#config.readTimeout = checkMs("readTimeout", ms, true);
+    this.#reschedule();
+  }
+
+  /** Default timeout for writes, in ms (0 = none). */
+  setWriteTimeout(ms: number): void {
+    this.#config.writeTimeout = checkMs("writeTimeout", ms, true);
+  }
+
+  /** Sets the outbound water marks and hard cap, in bytes. */
+  setWaterMarks(marks: { highWaterMark?: number; lowWaterMark?: number; outboundCap?: number }): void {
+    const next = {
+      highWaterMark: checkInt("highWaterMark", marks.highWaterMark ?? this.#config.highWaterMark, 1),
+      lowWaterMark: checkInt("lowWaterMark", marks.lowWaterMark ?? this.#config.lowWaterMark, 0),
+      outboundCap: checkInt("outboundCap", marks.outboundCap ?? this.#config.outboundCap, 1),
+    };
+    checkWaterMarks("session", next);
+    Object.assign(this.#config, next);
+    this.#out.limits = this.#config;
+  }
+
+  /** The settings in force. */
+  get config(): Readonly<SessionConfig> {
+    return this.#config;
+  }
+
+  // ---- attributes and close callbacks ----------------------------------------------------------------------
+
+  /** Reads an attribute (undefined when absent). */
+  getAttribute<T = unknown>(key: unknown): T | undefined {
+    return this.#attrs.get(key) as T | undefined;
+  }
+
+  /** Sets an attribute; keys may be any value. */
+  setAttribute(key: unknown, value: unknown): void {
+    this.#attrs.set(key, value);
+  }
+
+  /** Removes an attribute. */
+  removeAttribute(key: unknown): void {
+    this.#attrs.delete(key);
+  }
+
+  /**
+   * Adds a callback run once after `onClose`. The same (handler, key) replaces the earlier function in place.
+   * Ignored once the session is closed.
+   */
+  addCloseCallback(handler: unknown, key: unknown, fn: () => void): void {
+    if (this.#state === "closed" || typeof fn !== "function") return;
+    this.#callbacks.add(handler, key, fn);
+  }
+
+  /** Removes the callback under (handler, key). */
+  removeCloseCallback(handler: unknown, key: unknown): void {
+    this.#callbacks.remove(handler, key);
+  }
+
+  // ---- writing ---------------------------------------------------------------------------------------------
+
+  /** False while pending outbound bytes are above the high water mark (until they fall below the low one). */
+  isWritable(): boolean {
+    return this.#out.writable;
+  }
+
+  /** Outbound bytes queued or being written. */
+  get pendingBytes(): number {
+    return this.#out.pendingBytes;
+  }
+
+  /**
+   * Encodes `pkg` and queues it. Resolves with `{ total, sent }` once every byte is handed to the socket;
+   * rejects with a typed error otherwise (the error also reaches `onError`; an unawaited failed write never
+   * becomes an unhandled rejection). Everything written in one tick leaves in one socket write.
+   *
+   * @param timeoutMs overrides the session's writeTimeout for this package (0 = none).
+   */
+  writePkg(pkg: P, timeoutMs?: number): Promise<WriteResult> {
+    if (this.isClosed()) return rejected(new SessionClosedError("writePkg: session is closed"));
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#writer ? this.#writer.write(this, pkg) : toBytes(pkg);
+      if (!(bytes instanceof Uint8Array)) throw new CodecError("writer returned something other than a Uint8Array");
+    } catch (error) {
+      return this.#writeRejected(error instanceof GettyError ? error : new CodecError(`encode failed`, { cause: error }));
+    }
+    return this.#enqueue(bytes, 1, timeoutMs);
+  }
+
+  /** Queues raw bytes, bypassing the writer. */
+  writeBytes(bytes: Uint8Array, timeoutMs?: number): Promise<WriteResult> {
+    if (this.isClosed()) return rejected(new SessionClosedError("writeBytes: session is closed"));
+    if (!(bytes instanceof Uint8Array)) return this.#writeRejected(new CodecError("writeBytes takes a Uint8Array"));
+    return this.#enqueue(bytes.slice(), 1, timeoutMs);
+  }
+
+  /** Queues several buffers as one write (one message on message transports). */
+  writeBytesArray(...buffers: Uint8Array[]): Promise<WriteResult> {
+    if (this.isClosed()) return rejected(new SessionClosedError("writeBytesArray: session is closed"));
+    let size = 0;
+    for (const b of buffers) {
+      if (!(b instanceof Uint8Array)) return this.#writeRejected(new CodecError("writeBytesArray takes Uint8Arrays"));
+      size += b.length;
+    }
+    const joined = new Uint8Array(size);
+    let offset = 0;
+    for (const b of buffers) {
+      joined.set(b, offset);
+      offset += b.length;
+    }
+    return this.#enqueue(joined, buffers.length, undefined);
+  }
+
+  #enqueue(bytes: Uint8Array, pkgs: number, timeoutMs: number | undefined): Promise<WriteResult> {
+    let timeout = this.#config.writeTimeout;
+    if (timeoutMs !== undefined) {
+      try {
+        timeout = checkMs("timeoutMs", timeoutMs, true);
+      } catch (error) {
+        return this.#writeRejected(error as GettyError);
+      }
+    }
+    const p = this.#out.enqueue(bytes, pkgs, timeout, Date.now());
+    return p;
+  }
+
+  #writeRejected(error: GettyError): Promise<WriteResult> {
+    this.#emitError(error);
+    return rejected(error);
+  }
+
+  readonly #outboundHost = {
+    writabilityChanged: (writable: boolean): void => {
+      this.#call("onWritabilityChange", () => this.#listener.onWritabilityChange?.(this, writable));
+    },
+    written: (bytes: number, pkgs: number): void => {
+      this.#writeBytes += bytes;
+      this.#writePkgs += pkgs;
+    },
+    writeFailed: (error: unknown): void => {
+      this.#transportDead = true;
+      this.#closeWith(wrapConnectionError(error, "write failed"), "error");
+    },
+    writeTimedOut: (error: WriteTimeoutError, midFrame: boolean): void => {
+      if (midFrame) this.#closeWith(error, "error");
+      else this.#emitError(error);
+    },
+    wakeAt: (at: number): void => {
+      if (this._bucket === undefined || at < this._bucket) this.#schedule(at);
+    },
+  };
+
+  // ---- streams ---------------------------------------------------------------------------------------------
+
+  /**
+   * The session's packages as a ReadableStream (created on first access; packages still reach `onMessage`).
+   * The stream applies backpressure: the session stops reading from the socket while the stream is full.
+   * It closes when the session closes (errors when the session closed with an error).
+   */
+  get readable(): ReadableStream<P> {
+    this.#readable ??= new ReadableStream<P>({
+      start: (controller) => {
+        this.#readableController = controller;
+        if (this.#state === "closed") this.#finishReadable();
+      },
+      pull: () => this.#maybeResume(),
+      cancel: () => {
+        this.#readableController = undefined;
+        this.#maybeResume();
+      },
+    }, { highWaterMark: this.#config.inboundQueueLimit });
+    return this.#readable;
+  }
+
+  /**
+   * A WritableStream of packages: each chunk is `writePkg`'d and the stream waits for its completion, so
+   * `a.readable.pipeTo(b.writable)` bridges two sessions with backpressure. Closing it closes the session.
+   */
+  get writable(): WritableStream<P> {
+    this.#writable ??= new WritableStream<P>({
+      write: async (pkg) => {
+        await this.writePkg(pkg);
+      },
+      close: async () => {
+        await this.close();
+      },
+      abort: async () => {
+        await this.close();
+      },
+    });
+    return this.#writable;
+  }
+
+  #finishReadable(): void {
+    const c = this.#readableController;
+    if (!c) return;
+    this.#readableController = undefined;
+    try {
+      if (this.#error && this.#initiator === "error") c.error(this.#error);
+      else c.close();
+    } catch {
+      // already closed or errored by the consumer
+    }
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------------------
+
+  /**
+   * @internal Runs `newSession`, then `onOpen`, then starts reading. Resolves true when the session is open,
+   * false when it was refused (it is then closing).
+   */
+  async _open(newSession?: (session: Session<P>) => void | Promise<void>): Promise<boolean> {
+    try {
+      if (newSession) await newSession(this);
+    } catch (error) {
+      this.#closeWith(new HandlerError("newSession", error), "error");
+      return false;
+    }
+    if (this.#state !== "new") return false;
+    this.#state = "open";
+    try {
+      const r = this.#listener.onOpen?.(this);
+      if (r && typeof r.then === "function") await r;
+    } catch (error) {
+      this.#closeWith(new HandlerError("onOpen", error), "error");
+      return false;
+    }
+    if (this.#state !== "open") return false;
+    this.#started = true;
+    this.#lastRead = this.#active = Date.now();
+    this.#reschedule();
+    this.#transport.start(this.#sink);
+    return this.#state === "open";
+  }
+
+  /**
+   * Closes the session gracefully: stops reading, lets queued writes flush for up to `waitTime` ms, then
+   * releases the connection. Resolves once closed. Idempotent.
+   */
+  close(): Promise<CloseInfo> {
+    this.#closeWith(undefined, "local");
+    return this.#closed;
+  }
+
+  #closeWith(error: GettyError | undefined, initiator: CloseInfo["initiator"]): void {
+    if (this.#state === "closing" || this.#state === "closed") return;
+    this.#state = "closing";
+    this.#initiator = initiator;
+    if (error) {
+      this.#error = error;
+      this.#emitError(error);
+    }
+    this.#inbound = [];
+    if (this.#started && !this.#transportDead) this.#transport.pause();
+    if (this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
+      this.#finish();
+      return;
+    }
+    this.#closeDeadline = Date.now() + this.#config.waitTime;
+    this.#schedule(this.#closeDeadline);
+    this.#out.idle().then(() => this.#finish());
+  }
+
+  #finish(): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    scheduler.cancel(this);
+    this.#transport.close();
+    this.#out.failAll(new SessionClosedError("session closed before the write was sent", { cause: this.#error }));
+    this.#rb.clear();
+    this.#finishReadable();
+    const info: CloseInfo = this.#error
+      ? { initiator: this.#initiator, error: this.#error }
+      : { initiator: this.#initiator };
+    this.#call("onClose", () => this.#listener.onClose?.(this, info), false);
+    this.#callbacks.runAll((error) =>
+      getLogger().warn("close callback threw", { session: this.id, error: new HandlerError("closeCallback", error) })
+    );
+    this.#attrs.clear();
+    try {
+      this.#host.sessionClosed(this as unknown as Session<never>);
+    } finally {
+      this.#resolveClosed(info);
+    }
+  }
+
+  // ---- timers ----------------------------------------------------------------------------------------------
+
+  /** @internal Called by the shared scheduler. */
+  onTimer(now: number): void {
+    if (this.#state === "closing") {
+      if (now >= this.#closeDeadline) this.#finish();
+      else this.#schedule(this.#closeDeadline);
+      return;
+    }
+    if (this.#state !== "open") return;
+    const c = this.#config;
+    if (c.readTimeout > 0 && now - this.#lastRead >= c.readTimeout) {
+      this.#closeWith(new ReadTimeoutError(c.readTimeout), "error");
+      return;
+    }
+    this.#out.checkTimeouts(now);
+    if (this.#state !== "open") return;
+    if (this.#nextCron <= now) {
+      this.#nextCron = now + c.cronPeriod;
+      this.#call("onCron", () => this.#listener.onCron?.(this));
+    }
+    this.#reschedule();
+  }
+
+  #reschedule(): void {
+    if (this.#state !== "open" || !this.#started) return;
+    const c = this.#config;
+    const now = Date.now();
+    if (c.cronPeriod > 0 && this.#listener.onCron) {
+      if (this.#nextCron === Infinity) this.#nextCron = now + c.cronPeriod;
+    } else {
+      this.#nextCron = Infinity;
+    }
+    let at = this.#nextCron;
+    if (c.readTimeout > 0) at = Math.min(at, this.#lastRead + c.readTimeout);
+    at = Math.min(at, this.#out.checkTimeouts(now));
+    if (at === Infinity) scheduler.cancel(this);
+    else this.#schedule(at);
+  }
+
+  #schedule(at: number): void {
+    scheduler.schedule(this, Math.max(at, Date.now() + 1));
+  }
+
+  // ---- reading ---------------------------------------------------------------------------------------------
+
+  readonly #sink: TransportSink = {
+    data: (chunk) => this.#onData(chunk),
+    closed: (error) => {
+      if (error === undefined) {
+        if (this.#busy || this.#inbound.length > 0) this.#eofPending = true;
+        else this.#closeWith(undefined, "peer");
+      } else {
+        this.#transportDead = true;
+        this.#closeWith(wrapConnectionError(error, "connection failed"), "error");
+      }
+    },
+  };
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#state !== "open") return;
+    this.#lastRead = Date.now();
+    this.#readBytes += chunk.length;
+    if (!this.#reader) {
+      this.#deliver(chunk.slice() as P);
+      return;
+    }
+    if (this.#framing === "message") {
+      this.#decodeMessage(chunk);
+      return;
+    }
+    const rb = this.#rb;
+    let buf = chunk;
+    if (rb.length > 0) {
+      rb.append(chunk);
+      buf = rb.view();
+    }
+    const max = this.#config.maxMsgLen;
+    let off = 0;
+    while (off < buf.length && this.#state === "open") {
+      const rest = off === 0 ? buf : buf.subarray(off);
+      let r: ReadResult<P>;
+      try {
+        r = this.#reader.read(this, rest);
+      } catch (error) {
+        this.#closeWith(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }), "error");
+        return;
+      }
+      if (r === undefined) {
+        if (rest.length > max) {
+          this.#closeWith(new MessageTooLongError(rest.length, max, "undelimited input"), "error");
+          return;
+        }
+        break;
+      }
+      if (!("pkg" in r)) {
+        const declared = r.declared;
+        if (declared > max) {
+          this.#closeWith(new MessageTooLongError(declared, max), "error");
+          return;
+        }
+        if (!(declared > rest.length)) {
+          this.#closeWith(new CodecError(`reader declared ${declared} bytes but ${rest.length} are buffered`), "error");
+          return;
+        }
+        if (buf === chunk) rb.reserve(declared);
+        break;
+      }
+      const length = r.length;
+      if (!Number.isInteger(length) || length < 1 || length > rest.length) {
+        this.#closeWith(new CodecError(`reader consumed ${length} of ${rest.length} bytes`), "error");
+        return;
+      }
+      if (length > max) {
+        this.#closeWith(new MessageTooLongError(length, max), "error");
+        return;
+      }
+      off += length;
+      this.#deliver(r.pkg);
+    }
+    if (this.#state !== "open") return;
+    if (buf === chunk) {
+      if (off < chunk.length) rb.append(chunk.subarray(off));
+    } else {
+      rb.consume(off);
+    }
+  }
+
+  #decodeMessage(message: Uint8Array): void {
+    const max = this.#config.maxMsgLen;
+    if (message.length > max) {
+      this.#closeWith(new MessageTooLongError(message.length, max), "error");
+      return;
+    }
+    let r: ReadResult<P>;
+    try {
+      r = this.#reader!.read(this, message);
+    } catch (error) {
+      this.#closeWith(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }), "error");
+      return;
+    }
+    if (r === undefined || !("pkg" in r)) {
+      this.#closeWith(new CodecError("message does not hold a whole package"), "error");
+      return;
+    }
+    this.#deliver(r.pkg);
+  }
+
+  #deliver(pkg: P): void {
+    this.#readPkgs++;
+    this.#active = this.#lastRead;
+    if (this.#readableController) {
+      this.#readableController.enqueue(pkg);
+      if ((this.#readableController.desiredSize ?? 1) <= 0) this.#pauseRead();
+    }
+    if (!this.#listener.onMessage) return;
+    if (!this.#busy && this.#inbound.length === 0 && this.#host.pool.tryAcquire()) {
+      this.#handle(pkg);
+      return;
+    }
+    this.#inbound.push(pkg);
+    if (this.#inbound.length >= this.#config.inboundQueueLimit) this.#pauseRead();
+    if (!this.#busy) this.#waitForSlot();
+  }
+
+  /** Runs onMessage for `pkg` while holding a pool slot; releases it when done. */
+  #handle(pkg: P): void {
+    let result: void | Promise<void>;
+    try {
+      result = this.#listener.onMessage!(this, pkg);
+    } catch (error) {
+      this.#host.pool.release();
+      this.#emitError(new HandlerError("onMessage", error));
+      return;
+    }
+    if (result && typeof result.then === "function") {
+      this.#busy = true;
+      result.then(
+        () => this.#handled(),
+        (error) => {
+          this.#emitError(new HandlerError("onMessage", error));
+          this.#handled();
+        },
+      );
+      return;
+    }
+    this.#host.pool.release();
+  }
+
+  #handled(): void {
+    this.#host.pool.release();
+    this.#busy = false;
+    this.#drainInbound();
+  }
+
+  #waitForSlot(): void {
+    this.#busy = true;
+    this.#host.pool.enqueue(() => {
+      this.#busy = false;
+      const pkg = this.#inbound.shift();
+      if (pkg === undefined && this.#inbound.length === 0) {
+        this.#host.pool.release();
+        this.#afterInbound();
+        return;
+      }
+      this.#handle(pkg as P);
+      if (!this.#busy) this.#drainInbound();
+    });
+  }
+
+  #drainInbound(): void {
+    while (!this.#busy && this.#inbound.length > 0) {
+      if (this.#state !== "open" && !this.#eofPending) {
+        this.#inbound = [];
+        break;
+      }
+      if (!this.#host.pool.tryAcquire()) {
+        this.#waitForSlot();
+        return;
+      }
+      this.#handle(this.#inbound.shift() as P);
+    }
+    if (!this.#busy) this.#afterInbound();
+  }
+
+  #afterInbound(): void {
+    if (this.#inbound.length > 0) return;
+    if (this.#eofPending) {
+      this.#eofPending = false;
+      this.#closeWith(undefined, "peer");
+      return;
+    }
+    this.#maybeResume();
+  }
+
+  #pauseRead(): void {
+    if (this.#readPaused) return;
+    this.#readPaused = true;
+    this.#transport.pause();
+  }
+
+  #maybeResume(): void {
+    if (!this.#readPaused || this.#state !== "open") return;
+    if (this.#inbound.length >= this.#config.inboundQueueLimit) return;
+    if (this.#readableController && (this.#readableController.desiredSize ?? 1) <= 0) return;
+    this.#readPaused = false;
+    this.#transport.resume();
+  }
+
+  // ---- reporting -------------------------------------------------------------------------------------------
+
+  #emitError(error: GettyError): void {
+    if (this.#state === "closed") return;
+    this.#call("onError", () => this.#listener.onError?.(this, error), false);
+  }
+
+  /** Calls a listener callback; a throw (or rejection) is reported through onError unless `report` is false. */
+  #call(name: string, fn: () => unknown, report = true): void {
+    try {
+      const r = fn() as Promise<unknown> | undefined;
+      if (r && typeof r.then === "function") {
+        r.then(undefined, (error: unknown) => this.#reportHandlerError(name, error, report));
+      }
+    } catch (error) {
+      this.#reportHandlerError(name, error, report);
+    }
+  }
+
+  #reportHandlerError(name: string, error: unknown, report: boolean): void {
+    const wrapped = new HandlerError(name, error);
+    if (report && this.#state !== "closed") this.#emitError(wrapped);
+    else getLogger().warn(`${name} threw`, { session: this.id, error: wrapped });
+  }
+}
+
+function toBytes(pkg: unknown): Uint8Array {
+  if (pkg instanceof Uint8Array) return pkg.slice();
+  if (typeof pkg === "string") return encoder.encode(pkg);
+  throw new CodecError("no writer set: packages must be Uint8Array or string (set a codec with setPkgHandler)");
+}
+
+function wrapConnectionError(error: unknown, what: string): GettyError {
+  if (error instanceof GettyError) return error;
+  const detail = error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
+  return new ConnectionError(`${what}: ${detail}`, { cause: error });
 }

@@ -49,6 +49,7 @@ export interface Transport {
    * Hands `chunk` to the socket. Returns `true` when every byte was accepted synchronously, or a promise
    * that resolves once every byte was accepted and rejects if the connection fails first. The caller never
    * issues a second write before the previous promise settled, and does not touch `chunk` afterwards.
+   * May be called before `start` (a session can write from `onOpen`).
    */
   write(chunk: Uint8Array): true | Promise<void>;
   /** Releases the connection now (bytes already accepted by `write` are still sent by the kernel). Idempotent. */

@@ -1,0 +1,149 @@
+/**
+ * One shared timer for every session's cron, read timeout and write timeout (getty's process-wide timer
+ * wheel, without its single-goroutine stall). Deadlines are rounded up to a {@link TICK_MS} bucket; only the
+ * earliest bucket has a runtime timer armed, so 100,000 sessions with a 1 s cron cost ~100 timer callbacks a
+ * second, not 100,000 timers. The timer is unref'd: it never keeps a process alive on its own.
+ *
+ * @module
+ */
+
+/** Bucket width in milliseconds: deadlines fire up to this much late, never early. */
+export const TICK_MS = 10;
+
+/** Something the scheduler can call back. Each item is scheduled at most once at a time. */
+export interface Timed {
+  /** Called at (or shortly after) the scheduled time. Exceptions are caught and passed to `onTimerError`. */
+  onTimer(now: number): void;
+  /** @internal bucket key the item sits in, or undefined when not scheduled. */
+  _bucket?: number;
+}
+
+type TimerHandle = ReturnType<typeof setTimeout>;
+
+/** A process-wide bucketed timer. Use {@link scheduler}; the class is exported for tests. */
+export class Scheduler {
+  readonly #buckets = new Map<number, Set<Timed>>();
+  /** Min-heap of bucket keys present in #buckets. */
+  readonly #heap: number[] = [];
+  #timer: TimerHandle | undefined;
+  #armedFor = Infinity;
+  #timersArmed = 0;
+  #firing = false;
+  /** Reports an exception thrown by an item's onTimer. */
+  onTimerError: (error: unknown) => void = () => {};
+
+  /** Schedules `item` at absolute time `at` (ms since epoch), replacing any earlier schedule of it. */
+  schedule(item: Timed, at: number): void {
+    const key = Math.ceil(at / TICK_MS) * TICK_MS;
+    if (item._bucket === key) return;
+    this.cancel(item);
+    let bucket = this.#buckets.get(key);
+    if (!bucket) {
+      bucket = new Set();
+      this.#buckets.set(key, bucket);
+      this.#push(key);
+    }
+    bucket.add(item);
+    item._bucket = key;
+    if (!this.#firing && key < this.#armedFor) this.#arm(key);
+  }
+
+  /** Removes `item` from the schedule (no-op when not scheduled). */
+  cancel(item: Timed): void {
+    const key = item._bucket;
+    if (key === undefined) return;
+    item._bucket = undefined;
+    const bucket = this.#buckets.get(key);
+    if (!bucket) return;
+    bucket.delete(item);
+    // Empty buckets stay in the heap and are skipped lazily when they come due.
+  }
+
+  /** Number of scheduled items (for tests and stats). */
+  get size(): number {
+    let n = 0;
+    for (const b of this.#buckets.values()) n += b.size;
+    return n;
+  }
+
+  /** Number of runtime timers currently armed: 0 or 1. */
+  get armedTimers(): number {
+    return this.#timer === undefined ? 0 : 1;
+  }
+
+  /** How many times a runtime timer was armed since start (for tests). */
+  get timersArmedTotal(): number {
+    return this.#timersArmed;
+  }
+
+  #arm(key: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#armedFor = key;
+    this.#timersArmed++;
+    const timer = setTimeout(() => this.#fire(), Math.max(0, key - Date.now()));
+    (timer as { unref?: () => void }).unref?.();
+    this.#timer = timer;
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    const now = Date.now();
+    this.#firing = true;
+    while (this.#heap.length > 0 && this.#heap[0] <= now) {
+      const key = this.#pop();
+      const bucket = this.#buckets.get(key);
+      if (!bucket) continue;
+      this.#buckets.delete(key);
+      for (const item of bucket) {
+        item._bucket = undefined;
+        try {
+          item.onTimer(now);
+        } catch (error) {
+          this.onTimerError(error);
+        }
+      }
+    }
+    this.#firing = false;
+    while (this.#heap.length > 0 && !this.#buckets.get(this.#heap[0])?.size) {
+      this.#buckets.delete(this.#pop());
+    }
+    if (this.#heap.length > 0) this.#arm(this.#heap[0]);
+  }
+
+  #push(key: number): void {
+    const h = this.#heap;
+    h.push(key);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent] <= key) break;
+      h[i] = h[parent];
+      i = parent;
+    }
+    h[i] = key;
+  }
+
+  #pop(): number {
+    const h = this.#heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const r = l + 1;
+        const c = r < h.length && h[r] < h[l] ? r : l;
+        if (h[c] >= last) break;
+        h[i] = h[c];
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}
+
+/** The process-wide scheduler shared by all sessions. */
+export const scheduler: Scheduler = new Scheduler();

@@ -1,0 +1,88 @@
+/**
+ * Per-session settings, their defaults and their validation. Every duration is in milliseconds.
+ *
+ * @module
+ */
+import { InvalidOptionError } from "./errors.ts";
+import { checkInt, checkKnownKeys, checkMs, optInt, optMs } from "./options.ts";
+
+/** Settings every session starts with; endpoints take them as `session: {…}`, sessions have setters. */
+export interface SessionOptions {
+  /** Largest package, in bytes, checked against the codec's declared length before buffering. Default 4 MiB. */
+  readonly maxMsgLen?: number;
+  /** Period of `onCron`, ms. Default 60,000. 0 turns cron off. */
+  readonly cronPeriod?: number;
+  /** How long a graceful close waits for outbound data to flush, ms. Default 3,000. */
+  readonly waitTime?: number;
+  /** Close a session that received nothing for this long, ms. Default 0 (off). */
+  readonly readTimeout?: number;
+  /** Fail a write not handed to the socket within this long, ms. Default 10,000. 0 = no timeout. */
+  readonly writeTimeout?: number;
+  /** Pending outbound bytes above which the session becomes unwritable. Default 64 KiB. */
+  readonly highWaterMark?: number;
+  /** Pending outbound bytes below which it becomes writable again. Default 32 KiB. */
+  readonly lowWaterMark?: number;
+  /** Hard cap on pending outbound bytes; writes past it fail with SessionBlockedError. Default 16 MiB. */
+  readonly outboundCap?: number;
+  /** Packages decoded but not yet handled before the session stops reading from the socket. Default 256. */
+  readonly inboundQueueLimit?: number;
+}
+
+/** The resolved settings (every field present). */
+export type SessionConfig = { -readonly [K in keyof SessionOptions]-?: number };
+
+/** Defaults for every session option. */
+export const SESSION_DEFAULTS: Readonly<SessionConfig> = Object.freeze({
+  maxMsgLen: 4 * 1024 * 1024,
+  cronPeriod: 60_000,
+  waitTime: 3_000,
+  readTimeout: 0,
+  writeTimeout: 10_000,
+  highWaterMark: 64 * 1024,
+  lowWaterMark: 32 * 1024,
+  outboundCap: 16 * 1024 * 1024,
+  inboundQueueLimit: 256,
+});
+
+const KEYS = Object.keys(SESSION_DEFAULTS);
+
+/** Validates `options` (named under `where`, e.g. `"TcpServer.session"`) and fills in defaults. */
+export function resolveSessionOptions(where: string, options: SessionOptions | undefined): SessionConfig {
+  const o = options ?? {};
+  checkKnownKeys(where, o, KEYS);
+  const d = SESSION_DEFAULTS;
+  const config: SessionConfig = {
+    maxMsgLen: optInt(`${where}.maxMsgLen`, o.maxMsgLen, d.maxMsgLen, 1),
+    cronPeriod: optMs(`${where}.cronPeriod`, o.cronPeriod, d.cronPeriod, true),
+    waitTime: optMs(`${where}.waitTime`, o.waitTime, d.waitTime, true),
+    readTimeout: optMs(`${where}.readTimeout`, o.readTimeout, d.readTimeout, true),
+    writeTimeout: optMs(`${where}.writeTimeout`, o.writeTimeout, d.writeTimeout, true),
+    highWaterMark: optInt(`${where}.highWaterMark`, o.highWaterMark, d.highWaterMark, 1),
+    lowWaterMark: optInt(`${where}.lowWaterMark`, o.lowWaterMark, d.lowWaterMark, 0),
+    outboundCap: optInt(`${where}.outboundCap`, o.outboundCap, d.outboundCap, 1),
+    inboundQueueLimit: optInt(`${where}.inboundQueueLimit`, o.inboundQueueLimit, d.inboundQueueLimit, 1),
+  };
+  checkWaterMarks(where, config);
+  return config;
+}
+
+/** Checks low <= high <= cap. */
+export function checkWaterMarks(
+  where: string,
+  c: Pick<SessionConfig, "highWaterMark" | "lowWaterMark" | "outboundCap">,
+): void {
+  if (c.lowWaterMark > c.highWaterMark) {
+    throw new InvalidOptionError(
+      `${where}.lowWaterMark`,
+      `must not exceed highWaterMark (${c.lowWaterMark} > ${c.highWaterMark})`,
+    );
+  }
+  if (c.highWaterMark > c.outboundCap) {
+    throw new InvalidOptionError(
+      `${where}.highWaterMark`,
+      `must not exceed outboundCap (${c.highWaterMark} > ${c.outboundCap})`,
+    );
+  }
+}
+
+export { checkInt, checkMs };
