@@ -30,9 +30,13 @@ function run(label, cmd, cmdArgs, parse) {
   console.log(`=== ${label}: ${ok ? "ok" : "FAILED"} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
+// Deno's summary: "ok | 3 passed (40 steps) | 0 failed" or "FAILED | 2 passed (38 steps) | 1 failed (2 steps)".
+// node:test `it` blocks are steps, so count steps where Deno reports them.
 function parseDeno(out) {
-  const m = [...out.matchAll(/(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/g)].pop();
-  return m ? { passed: Number(m[1]), failed: Number(m[3]) } : { passed: 0, failed: 1 };
+  const re = /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/g;
+  const m = [...out.matchAll(re)].pop();
+  if (!m) return { passed: 0, failed: 1 };
+  return { passed: Number(m[2] ?? m[1]), failed: Math.max(Number(m[3]), Number(m[4] ?? 0)) };
 }
 
 function parseBun(out) {

@@ -92,12 +92,13 @@ export class Outbound {
     return this.#writable;
   }
 
-  /** Queues `bytes` (counted as `pkgs` packages); resolves once every byte is handed to the socket. */
+  /**
+   * Queues `bytes` (counted as `pkgs` packages); resolves once every byte is handed to the socket.
+   * Throws {@link SessionBlockedError} synchronously when the cap would be exceeded (nothing is queued).
+   */
   enqueue(bytes: Uint8Array, pkgs: number, timeoutMs: number, now: number): Promise<WriteResult> {
     const cap = this.limits.outboundCap;
-    if (this.#pending + bytes.length > cap) {
-      return rejected(new SessionBlockedError(this.#pending, cap, bytes.length));
-    }
+    if (this.#pending + bytes.length > cap) throw new SessionBlockedError(this.#pending, cap, bytes.length);
     let resolve!: (r: WriteResult) => void;
     let reject!: (e: Error) => void;
     const promise = new Promise<WriteResult>((res, rej) => {

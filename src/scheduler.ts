@@ -2,7 +2,8 @@
  * One shared timer for every session's cron, read timeout and write timeout (getty's process-wide timer
  * wheel, without its single-goroutine stall). Deadlines are rounded up to a {@link TICK_MS} bucket; only the
  * earliest bucket has a runtime timer armed, so 100,000 sessions with a 1 s cron cost ~100 timer callbacks a
- * second, not 100,000 timers. The timer is unref'd: it never keeps a process alive on its own.
+ * second, not 100,000 timers. The timer keeps the process alive while something is scheduled (like an open
+ * socket would); closed sessions leave the schedule, so a process whose sessions are closed can exit.
  *
  * @module
  */
@@ -80,9 +81,7 @@ export class Scheduler {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedFor = key;
     this.#timersArmed++;
-    const timer = setTimeout(() => this.#fire(), Math.max(0, key - Date.now()));
-    (timer as { unref?: () => void }).unref?.();
-    this.#timer = timer;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, key - Date.now()));
   }
 
   #fire(): void {

@@ -83,6 +83,12 @@ export interface SessionHost {
 }
 
 let nextSessionId = 1;
+let liveSessions = 0;
+
+/** @internal Sessions created and not yet closed, process-wide (for leak checks in tests). */
+export function liveSessionCount(): number {
+  return liveSessions;
+}
 const encoder = new TextEncoder();
 
 /**
@@ -142,6 +148,7 @@ export class Session<P = Uint8Array> implements Timed {
     this.#name = name;
     this.#out = new Outbound(transport, this.#outboundHost, this.#config);
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    liveSessions++;
   }
 
   // ---- identity -------------------------------------------------------------------------------------------
@@ -383,8 +390,11 @@ export class Session<P = Uint8Array> implements Timed {
         return this.#writeRejected(error as GettyError);
       }
     }
-    const p = this.#out.enqueue(bytes, pkgs, timeout, Date.now());
-    return p;
+    try {
+      return this.#out.enqueue(bytes, pkgs, timeout, Date.now());
+    } catch (error) {
+      return this.#writeRejected(error as GettyError);
+    }
   }
 
   #writeRejected(error: GettyError): Promise<WriteResult> {
@@ -405,7 +415,8 @@ export class Session<P = Uint8Array> implements Timed {
       this.#closeWith(wrapConnectionError(error, "write failed"), "error");
     },
     writeTimedOut: (error: WriteTimeoutError, midFrame: boolean): void => {
-      if (midFrame) this.#closeWith(error, "error");
+      // The socket is not taking bytes: flushing more is pointless, so close without the graceful wait.
+      if (midFrame) this.#closeWith(error, "error", true);
       else this.#emitError(error);
     },
     wakeAt: (at: number): void => {
@@ -416,8 +427,9 @@ export class Session<P = Uint8Array> implements Timed {
   // ---- streams ---------------------------------------------------------------------------------------------
 
   /**
-   * The session's packages as a ReadableStream (created on first access; packages still reach `onMessage`).
-   * The stream applies backpressure: the session stops reading from the socket while the stream is full.
+   * The session's packages as a ReadableStream. Packages also reach `onMessage` when one is set; without
+   * one they queue here from the start, so nothing is lost before the first read. The stream applies
+   * backpressure: the session stops reading from the socket while the stream is full (`inboundQueueLimit`).
    * It closes when the session closes (errors when the session closed with an error).
    */
   get readable(): ReadableStream<P> {
@@ -505,7 +517,7 @@ export class Session<P = Uint8Array> implements Timed {
     return this.#closed;
   }
 
-  #closeWith(error: GettyError | undefined, initiator: CloseInfo["initiator"]): void {
+  #closeWith(error: GettyError | undefined, initiator: CloseInfo["initiator"], force = false): void {
     if (this.#state === "closing" || this.#state === "closed") return;
     this.#state = "closing";
     this.#initiator = initiator;
@@ -515,7 +527,7 @@ export class Session<P = Uint8Array> implements Timed {
     }
     this.#inbound = [];
     if (this.#started && !this.#transportDead) this.#transport.pause();
-    if (this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
+    if (force || this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
       this.#finish();
       return;
     }
@@ -527,6 +539,7 @@ export class Session<P = Uint8Array> implements Timed {
   #finish(): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
+    liveSessions--;
     scheduler.cancel(this);
     this.#transport.close();
     this.#out.failAll(new SessionClosedError("session closed before the write was sent", { cause: this.#error }));
@@ -698,6 +711,8 @@ export class Session<P = Uint8Array> implements Timed {
   #deliver(pkg: P): void {
     this.#readPkgs++;
     this.#active = this.#lastRead;
+    // With no onMessage, packages queue in `readable` (created now if needed) under backpressure.
+    if (!this.#listener.onMessage && !this.#readable) void this.readable;
     if (this.#readableController) {
       this.#readableController.enqueue(pkg);
       if ((this.#readableController.desiredSize ?? 1) <= 0) this.#pauseRead();

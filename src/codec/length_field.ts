@@ -1,0 +1,156 @@
+/**
+ * Length-prefixed framing with the semantics of Netty's `LengthFieldBasedFrameDecoder` (decoding) and
+ * `LengthFieldPrepender` (encoding).
+ *
+ * @module
+ */
+import type { Codec, ReadResult } from "../codec.ts";
+import { CodecError, InvalidOptionError, MessageTooLongError } from "../errors.ts";
+import { checkKnownKeys, checkOneOf, optInt } from "../options.ts";
+import type { Session } from "../session.ts";
+
+/** Options of {@link LengthFieldCodec}. Every field is optional. */
+export interface LengthFieldCodecOptions {
+  /** Offset of the length field from the start of the frame, in bytes. Default `0`. */
+  readonly lengthFieldOffset?: number;
+  /** Width of the length field in bytes: 1, 2, 3, 4 or 8. Default `4`. */
+  readonly lengthFieldLength?: 1 | 2 | 3 | 4 | 8;
+  /** Byte order of the length field. Default `"big"` (network order). */
+  readonly byteOrder?: "big" | "little";
+  /**
+   * Added to the length field's value to get the number of bytes that follow the field (may be negative).
+   * Default `0`. Example: `-4` with a 4-byte field means "the value counts the header too".
+   */
+  readonly lengthAdjustment?: number;
+  /**
+   * Bytes dropped from the start of each frame to make the package. Default
+   * `lengthFieldOffset + lengthFieldLength` (the package is the body); `0` keeps the whole frame.
+   */
+  readonly initialBytesToStrip?: number;
+  /** Largest accepted frame, header included. Default `Number.MAX_SAFE_INTEGER`. */
+  readonly maxFrameLength?: number;
+}
+
+const KNOWN = [
+  "lengthFieldOffset",
+  "lengthFieldLength",
+  "byteOrder",
+  "lengthAdjustment",
+  "initialBytesToStrip",
+  "maxFrameLength",
+] as const;
+const WIDTHS = [1, 2, 3, 4, 8] as const;
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Frames packages with a length field. Decoding: the frame is
+ * `lengthFieldOffset + lengthFieldLength + value + lengthAdjustment` bytes long and the package is the
+ * frame without its first `initialBytesToStrip` bytes. Encoding (only for `lengthFieldOffset` 0 with
+ * `initialBytesToStrip === lengthFieldLength`) prepends the field so that decoding gives the package back.
+ *
+ * @example Two-byte big-endian length prefix
+ * ```ts
+ * import { LengthFieldCodec } from "./mod.ts";
+ *
+ * const codec = new LengthFieldCodec({ lengthFieldLength: 2 });
+ * const frame = codec.write(undefined, new Uint8Array([7, 8, 9])); // [0, 3, 7, 8, 9]
+ * const result = codec.read(undefined, frame); // { pkg: Uint8Array [7, 8, 9], length: 5 }
+ * ```
+ */
+export class LengthFieldCodec implements Codec<Uint8Array> {
+  readonly #offset: number;
+  readonly #width: number;
+  readonly #little: boolean;
+  readonly #adjustment: number;
+  readonly #strip: number;
+  readonly #maxFrame: number;
+  readonly #headerEnd: number;
+
+  /** Creates the codec; throws {@link InvalidOptionError} naming the first invalid option. */
+  constructor(options: LengthFieldCodecOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidOptionError("LengthFieldCodec", "options must be an object");
+    }
+    checkKnownKeys("LengthFieldCodec", options, KNOWN);
+    this.#offset = optInt("lengthFieldOffset", options.lengthFieldOffset, 0, 0);
+    this.#width = options.lengthFieldLength === undefined
+      ? 4
+      : checkOneOf("lengthFieldLength", options.lengthFieldLength, WIDTHS);
+    this.#little = (options.byteOrder === undefined ? "big" : checkOneOf("byteOrder", options.byteOrder, [
+      "big",
+      "little",
+    ])) === "little";
+    this.#adjustment = optInt("lengthAdjustment", options.lengthAdjustment, 0, -MAX);
+    this.#headerEnd = this.#offset + this.#width;
+    this.#strip = optInt("initialBytesToStrip", options.initialBytesToStrip, this.#headerEnd, 0);
+    this.#maxFrame = optInt("maxFrameLength", options.maxFrameLength, MAX, 1);
+    if (this.#maxFrame < this.#headerEnd) {
+      throw new InvalidOptionError(
+        "maxFrameLength",
+        `must be >= lengthFieldOffset + lengthFieldLength (${this.#headerEnd}) (got ${this.#maxFrame})`,
+      );
+    }
+  }
+
+  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a copy. */
+  read(_session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
+    if (data.length < this.#headerEnd) return undefined;
+    const value = this.#getValue(data);
+    if (!Number.isSafeInteger(value)) {
+      throw new CodecError(`length field value ${value} exceeds Number.MAX_SAFE_INTEGER`);
+    }
+    const frameLength = this.#headerEnd + value + this.#adjustment;
+    if (frameLength < this.#headerEnd) {
+      throw new CodecError(
+        `invalid frame: length field value ${value} with lengthAdjustment ${this.#adjustment} gives a frame of ` +
+          `${frameLength} bytes, shorter than the ${this.#headerEnd}-byte header`,
+      );
+    }
+    if (frameLength > this.#maxFrame) throw new MessageTooLongError(frameLength, this.#maxFrame, "frame");
+    if (this.#strip > frameLength) {
+      throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
+    }
+    if (data.length < frameLength) return { declared: frameLength };
+    return { pkg: data.slice(this.#strip, frameLength), length: frameLength };
+  }
+
+  /**
+   * Encodes `pkg` as length field + `pkg` in one new buffer. Throws {@link CodecError} when the layout
+   * cannot be encoded or the value does not fit the field, {@link MessageTooLongError} above `maxFrameLength`.
+   */
+  write(_session: Session<Uint8Array> | undefined, pkg: Uint8Array): Uint8Array {
+    if (this.#offset !== 0 || this.#strip !== this.#width) {
+      throw new CodecError(
+        "LengthFieldCodec can only encode frames with lengthFieldOffset 0 and initialBytesToStrip equal to " +
+          "lengthFieldLength; supply your own Writer for this layout",
+      );
+    }
+    const frameLength = this.#width + pkg.length;
+    if (frameLength > this.#maxFrame) throw new MessageTooLongError(frameLength, this.#maxFrame, "frame");
+    const value = pkg.length - this.#adjustment;
+    const limit = this.#width === 8 ? MAX : 2 ** (8 * this.#width) - 1;
+    if (value < 0 || value > limit) {
+      throw new CodecError(
+        `cannot encode a ${pkg.length}-byte package: length field value ${value} does not fit ` +
+          `${this.#width} byte(s) (0..${limit})`,
+      );
+    }
+    const out = new Uint8Array(frameLength);
+    let rest = value;
+    for (let i = 0; i < this.#width; i++) {
+      out[this.#little ? i : this.#width - 1 - i] = rest % 256;
+      rest = Math.floor(rest / 256);
+    }
+    out.set(pkg, this.#width);
+    return out;
+  }
+
+  /** The length field as an unsigned number (may be unsafe for 8-byte fields; the caller checks). */
+  #getValue(data: Uint8Array): number {
+    let value = 0;
+    for (let i = 0; i < this.#width; i++) {
+      value = value * 256 + data[this.#offset + (this.#little ? this.#width - 1 - i : i)];
+    }
+    return value;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Codecs as web streams: {@link decodeStream} turns bytes into packages with any {@link Reader},
+ * {@link encodeStream} turns packages into bytes with any {@link Writer}. The codec gets `undefined` as
+ * its session.
+ *
+ * @module
+ */
+import type { Reader, Writer } from "../codec.ts";
+import { CodecError, InvalidOptionError, MessageTooLongError } from "../errors.ts";
+import { checkKnownKeys, optInt } from "../options.ts";
+
+/** Options of {@link decodeStream}. */
+export interface DecodeStreamOptions {
+  /**
+   * Largest package in bytes (frame as consumed by the reader), checked against declared lengths as soon
+   * as the header is read and against undecoded data. Default `Number.MAX_SAFE_INTEGER`.
+   */
+  readonly maxMsgLen?: number;
+}
+
+const KEEP = 64 * 1024;
+
+/**
+ * A stream that decodes bytes into packages with `reader`. Chunks are accumulated in a growing buffer and
+ * every complete package is emitted. The stream errors with {@link MessageTooLongError} above `maxMsgLen`,
+ * with {@link CodecError} when the reader returns an invalid result or the input ends inside a frame, and
+ * with whatever the reader throws.
+ *
+ * @example
+ * ```ts
+ * import { decodeStream, LineCodec } from "./mod.ts";
+ *
+ * const bytes = ReadableStream.from([new TextEncoder().encode("a\nb\n")]);
+ * for await (const line of bytes.pipeThrough(decodeStream(new LineCodec()))) console.log(line);
+ * ```
+ */
+export function decodeStream<P>(reader: Reader<P>, options: DecodeStreamOptions = {}): TransformStream<Uint8Array, P> {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidOptionError("decodeStream", "options must be an object");
+  }
+  checkKnownKeys("decodeStream", options, ["maxMsgLen"]);
+  const max = optInt("maxMsgLen", options.maxMsgLen, Number.MAX_SAFE_INTEGER, 1);
+  let buf = new Uint8Array(0);
+  let start = 0;
+  let end = 0;
+
+  const append = (chunk: Uint8Array): void => {
+    const pending = end - start;
+    if (buf.length - end < chunk.length) {
+      if (pending + chunk.length <= buf.length >> 1) {
+        buf.copyWithin(0, start, end);
+      } else {
+        const grown = new Uint8Array(Math.max(pending + chunk.length, buf.length * 2, 4096));
+        grown.set(buf.subarray(start, end));
+        buf = grown;
+      }
+      start = 0;
+      end = pending;
+    }
+    buf.set(chunk, end);
+    end += chunk.length;
+  };
+
+  /** Emits every complete package at the start of `data`; returns how many bytes were consumed. */
+  const drain = (data: Uint8Array, controller: TransformStreamDefaultController<P>): number => {
+    let offset = 0;
+    while (offset < data.length) {
+      const view = data.subarray(offset);
+      const result = reader.read(undefined, view);
+      if (result === undefined) {
+        if (view.length > max) throw new MessageTooLongError(view.length, max, "undecoded data");
+        break;
+      }
+      if ("declared" in result) {
+        const declared: unknown = result.declared;
+        if (typeof declared !== "number" || !Number.isInteger(declared)) {
+          throw new CodecError(`reader declared an invalid frame length ${String(declared)}`);
+        }
+        if (declared > max) throw new MessageTooLongError(declared, max, "declared frame");
+        if (declared <= view.length) {
+          throw new CodecError(`reader declared a ${declared}-byte frame but ${view.length} bytes are available`);
+        }
+        break;
+      }
+      const length: unknown = result.length;
+      if (typeof length !== "number" || !Number.isInteger(length) || length < 1 || length > view.length) {
+        throw new CodecError(`reader returned length ${String(length)} with ${view.length} bytes available`);
+      }
+      if (length > max) throw new MessageTooLongError(length, max);
+      controller.enqueue(result.pkg);
+      offset += length;
+    }
+    return offset;
+  };
+
+  return new TransformStream<Uint8Array, P>({
+    transform(chunk, controller) {
+      if (start === end) {
+        // Nothing pending: decode straight from the chunk and keep only its tail.
+        const used = drain(chunk, controller);
+        if (used < chunk.length) {
+          append(chunk.subarray(used));
+        }
+        return;
+      }
+      append(chunk);
+      start += drain(buf.subarray(start, end), controller);
+      if (start === end) {
+        start = end = 0;
+        if (buf.length > KEEP) buf = new Uint8Array(0);
+      }
+    },
+    flush() {
+      if (end > start) throw new CodecError(`stream ended inside a frame (${end - start} bytes pending)`);
+    },
+  });
+}
+
+/**
+ * A stream that encodes each package with `writer`; the stream errors with whatever the writer throws.
+ *
+ * @example
+ * ```ts
+ * import { encodeStream, LengthFieldCodec } from "./mod.ts";
+ *
+ * const frames = ReadableStream.from([new Uint8Array([1, 2])]).pipeThrough(encodeStream(new LengthFieldCodec()));
+ * ```
+ */
+export function encodeStream<P>(writer: Writer<P>): TransformStream<P, Uint8Array> {
+  return new TransformStream<P, Uint8Array>({
+    transform(pkg, controller) {
+      controller.enqueue(writer.write(undefined, pkg));
+    },
+  });
+}
