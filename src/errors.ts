@@ -83,9 +83,12 @@ export class MessageTooLongError extends GettyError {
   readonly length: number;
   /** The limit in force. */
   readonly max: number;
-  /** Creates the error for a package of `length` bytes against a limit of `max`. */
-  constructor(length: number, max: number, what = "package") {
-    super("ERR_MESSAGE_TOO_LONG", `${what} of ${length} bytes exceeds maxMsgLen ${max}`);
+  /** The option that set the limit, e.g. `maxMsgLen` or `maxFrameLength`. */
+  readonly limit: string;
+  /** Creates the error for a package of `length` bytes against the limit `max` set by option `limit`. */
+  constructor(length: number, max: number, what = "package", limit = "maxMsgLen") {
+    super("ERR_MESSAGE_TOO_LONG", `${what} of ${length} bytes exceeds ${limit} ${max}`);
+    this.limit = limit;
     this.length = length;
     this.max = max;
   }

@@ -106,10 +106,10 @@ export class DelimiterCodec implements Codec<Uint8Array> {
     if (at === -1) {
       // A delimiter can only start in the last `longest - 1` bytes: the frame is at least this long.
       const atLeast = data.length - this.#longest + 1;
-      if (atLeast > this.#maxFrame) throw new MessageTooLongError(atLeast, this.#maxFrame, "frame");
+      if (atLeast > this.#maxFrame) throw new MessageTooLongError(atLeast, this.#maxFrame, "frame", "maxFrameLength");
       return undefined;
     }
-    if (at > this.#maxFrame) throw new MessageTooLongError(at, this.#maxFrame, "frame");
+    if (at > this.#maxFrame) throw new MessageTooLongError(at, this.#maxFrame, "frame", "maxFrameLength");
     if (wait) return undefined;
     return { pkg: data.slice(0, this.#strip ? at : at + size), length: at + size };
   }
@@ -137,7 +137,7 @@ export class DelimiterCodec implements Codec<Uint8Array> {
           : "with stripDelimiter false the package must be exactly one frame ending with its delimiter",
       );
     }
-    if (at > this.#maxFrame) throw new MessageTooLongError(at, this.#maxFrame, "frame");
+    if (at > this.#maxFrame) throw new MessageTooLongError(at, this.#maxFrame, "frame", "maxFrameLength");
     return out;
   }
 
@@ -200,11 +200,11 @@ export class LineCodec implements Codec<string> {
     const lf = data.indexOf(LF);
     if (lf === -1) {
       const atLeast = data.length > 0 && data[data.length - 1] === CR ? data.length - 1 : data.length;
-      if (atLeast > this.#maxLine) throw new MessageTooLongError(atLeast, this.#maxLine, "line");
+      if (atLeast > this.#maxLine) throw new MessageTooLongError(atLeast, this.#maxLine, "line", "maxLineLength");
       return undefined;
     }
     const end = lf > 0 && data[lf - 1] === CR ? lf - 1 : lf;
-    if (end > this.#maxLine) throw new MessageTooLongError(end, this.#maxLine, "line");
+    if (end > this.#maxLine) throw new MessageTooLongError(end, this.#maxLine, "line", "maxLineLength");
     try {
       return { pkg: this.#decoder.decode(data.subarray(0, end)), length: lf + 1 };
     } catch (error) {
@@ -222,7 +222,7 @@ export class LineCodec implements Codec<string> {
     if (line.endsWith("\r")) throw new CodecError("a line must not end with \\r (it would be read as a \\r\\n ending)");
     if (!line.isWellFormed()) throw new CodecError("a line must not contain lone surrogates (not valid UTF-8)");
     const bytes = encoder.encode(line + "\n");
-    if (bytes.length - 1 > this.#maxLine) throw new MessageTooLongError(bytes.length - 1, this.#maxLine, "line");
+    if (bytes.length - 1 > this.#maxLine) throw new MessageTooLongError(bytes.length - 1, this.#maxLine, "line", "maxLineLength");
     return bytes;
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * Echo client, the counterpart of echo_server.ts: sends `--count` packages of `--size` bytes (4-byte
+ * big-endian length prefix) over each of `--connections` sessions, checks that every echo matches, and
+ * prints a summary. Exits 0 when every package came back intact, 1 otherwise.
+ *
+ *   deno run -A examples/echo_client.ts --transport tcp --host 127.0.0.1 --port 8000 --count 100
+ *   bun examples/echo_client.ts --transport tls --port 8443 --ca tests/fixtures/tls/ca.crt
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { LengthFieldCodec, type Session, TcpClient } from "../mod.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    transport: { type: "string", default: "tcp" },
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string" },
+    ca: { type: "string" },
+    "server-name": { type: "string" },
+    count: { type: "string", default: "10" },
+    size: { type: "string", default: "32" },
+    connections: { type: "string", default: "1" },
+    verbose: { type: "boolean", default: false },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`echo_client: ${message}`);
+  process.exit(2);
+}
+
+if (!values.port) fail("--port is required");
+const transport = values.transport;
+if (transport !== "tcp" && transport !== "tls") fail(`unsupported --transport ${transport} (tcp or tls)`);
+const count = Number(values.count);
+const size = Number(values.size);
+const log = values.verbose ? (line: string) => console.log(`[client] ${line}`) : () => {};
+
+const tls = transport === "tls"
+  ? { caCerts: values.ca ? [readFileSync(values.ca, "utf8")] : undefined, serverName: values["server-name"] }
+  : undefined;
+const client = new TcpClient<Uint8Array>({
+  host: values.host,
+  port: Number(values.port),
+  tls,
+  connectionNumber: Number(values.connections),
+  reconnectAttempts: 0,
+});
+
+/** Package i of a session: its index and a byte pattern, so reordering or corruption is detected. */
+function makePackage(i: number): Uint8Array {
+  const pkg = new Uint8Array(Math.max(size, 4));
+  new DataView(pkg.buffer).setUint32(0, i);
+  for (let j = 4; j < pkg.length; j++) pkg[j] = (i + j) & 0xff;
+  return pkg;
+}
+
+const done: Array<Promise<number>> = [];
+const started = performance.now();
+await client.runEventLoop((session: Session<Uint8Array>) => {
+  session.setPkgHandler(new LengthFieldCodec());
+  let next = 0;
+  let resolve!: (bad: number) => void;
+  done.push(new Promise((r) => (resolve = r)));
+  let bad = 0;
+  session.setEventListener({
+    onOpen: (s) => log(`connected ${s.localAddr} -> ${s.remoteAddr}`),
+    onMessage: (s, pkg) => {
+      const expected = makePackage(next);
+      if (pkg.length !== expected.length || pkg.some((b, j) => b !== expected[j])) bad++;
+      if (values.verbose && next < 3) log(`echo ${next}: ${pkg.length} bytes ok`);
+      if (++next === count) {
+        log(`session ${s.id}: ${count} echoes, ${bad} bad; ${s.stat()}`);
+        resolve(bad);
+      }
+    },
+    onClose: (_s, info) => {
+      if (next < count) {
+        console.error(`session closed after ${next}/${count} echoes: ${info.error?.message ?? info.initiator}`);
+        resolve(bad + count - next);
+      }
+    },
+  });
+});
+for (const session of client.sessions) {
+  for (let i = 0; i < count; i++) void session.writePkg(makePackage(i)).catch(() => {});
+}
+const bad = (await Promise.all(done)).reduce((a, b) => a + b, 0);
+const ms = performance.now() - started;
+const total = count * client.sessions.length;
+await client.close();
+console.log(
+  `${bad === 0 ? "ok" : "FAILED"}: ${total - bad}/${total} packages echoed intact over ${done.length} ${transport} session(s) in ${
+    ms.toFixed(1)
+  } ms`,
+);
+process.exit(bad === 0 ? 0 : 1);
