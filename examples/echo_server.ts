@@ -6,8 +6,9 @@
  *   deno run -A examples/echo_server.ts --transport tcp --host 127.0.0.1 --port 0
  *   bun examples/echo_server.ts --transport tls --cert tests/fixtures/tls/leaf.crt --key tests/fixtures/tls/leaf.key
  *
- * Options: --transport tcp|tls (default tcp), --host (127.0.0.1), --port (0 = any), --max-len N (maxMsgLen,
- * default 4 MiB: a longer declared length closes that session only), --cert/--key PEM files for tls,
+ * Options: --transport tcp|tls (default tcp), --host (127.0.0.1), --port (0 = any), --max-len N (largest
+ * declared length, default 4 MiB: a longer declared length closes that session only; the session's maxMsgLen
+ * is N + 4, since it counts the header too), --cert/--key PEM files for tls,
  * --verbose (log sessions to stderr).
  *
  * @module
@@ -48,7 +49,8 @@ const server = new TcpServer<Uint8Array>({
   host: values.host,
   port: Number(values.port),
   tls,
-  session: { maxMsgLen: Number(values["max-len"]) },
+  // --max-len limits the declared length (the 4-byte field, i.e. the body); maxMsgLen counts the whole frame.
+  session: { maxMsgLen: Number(values["max-len"]) + 4 },
 });
 const codec = new LengthFieldCodec();
 
