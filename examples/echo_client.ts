@@ -94,8 +94,8 @@ const ms = performance.now() - started;
 const total = count * client.sessions.length;
 await client.close();
 console.log(
-  `${bad === 0 ? "ok" : "FAILED"}: ${total - bad}/${total} packages echoed intact over ${done.length} ${transport} session(s) in ${
-    ms.toFixed(1)
-  } ms`,
+  `${bad === 0 ? "ok" : "FAILED"}: ${
+    total - bad
+  }/${total} packages echoed intact over ${done.length} ${transport} session(s) in ${ms.toFixed(1)} ms`,
 );
 process.exit(bad === 0 ? 0 : 1);

@@ -29,14 +29,16 @@ function runClient(args) {
 }
 
 let ok = true;
-for (const [title, serverArgs, clientArgs] of [
-  ["TCP", ["--transport", "tcp"], ["--transport", "tcp"]],
-  [
-    "TLS",
-    ["--transport", "tls", "--cert", "tests/fixtures/tls/leaf.crt", "--key", "tests/fixtures/tls/leaf.key"],
-    ["--transport", "tls", "--ca", "tests/fixtures/tls/ca.crt"],
-  ],
-]) {
+for (
+  const [title, serverArgs, clientArgs] of [
+    ["TCP", ["--transport", "tcp"], ["--transport", "tcp"]],
+    [
+      "TLS",
+      ["--transport", "tls", "--cert", "tests/fixtures/tls/leaf.crt", "--key", "tests/fixtures/tls/leaf.key"],
+      ["--transport", "tls", "--ca", "tests/fixtures/tls/ca.crt"],
+    ],
+  ]
+) {
   console.log(`\n--- ${title}: echo server on Deno, echo client on Bun ---`);
   const { child, port } = await startServer(["--host", "127.0.0.1", "--port", "0", ...serverArgs]);
   ok = runClient(["--host", "127.0.0.1", "--port", port, "--count", "5", "--connections", "2", ...clientArgs]) && ok;

@@ -52,7 +52,14 @@ if (!noStatic && only !== "bun") {
 }
 const testFiles = files.length ? files : ["tests/"];
 if (only !== "bun") run("deno test", deno, ["test", "-A", "--no-check", ...testFiles], parseDeno);
-if (only !== "deno") run("bun test", bun, ["test", ...testFiles.map((f) => (f.startsWith(".") || f.startsWith("/") ? f : `./${f}`))], parseBun);
+if (only !== "deno") {
+  run(
+    "bun test",
+    bun,
+    ["test", ...testFiles.map((f) => (f.startsWith(".") || f.startsWith("/") ? f : `./${f}`))],
+    parseBun,
+  );
+}
 
 console.log(`\n${failures.length ? `FAILED: ${failures.join(", ")}` : "all steps ok"}`);
 console.log(`tests: ${passed} passed, ${failed} failed`);

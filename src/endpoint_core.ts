@@ -66,14 +66,19 @@ export class EndpointCore<P> {
 
   /** Wraps `transport` in a session, registers it and opens it. Resolves with the session once open, or undefined if refused. */
   async open(transport: Transport, newSession: NewSessionCallback<P>): Promise<Session<P> | undefined> {
-    const session = new Session<P>(transport, {
-      endpoint: this.#endpoint,
-      pool: this.pool,
-      sessionClosed: (s) => {
-        const typed = s as unknown as Session<P>;
-        if (this.sessions.delete(typed)) this.#onClosed(typed);
+    const session = new Session<P>(
+      transport,
+      {
+        endpoint: this.#endpoint,
+        pool: this.pool,
+        sessionClosed: (s) => {
+          const typed = s as unknown as Session<P>;
+          if (this.sessions.delete(typed)) this.#onClosed(typed);
+        },
       },
-    }, this.config, this.sessionName);
+      this.config,
+      this.sessionName,
+    );
     this.sessions.add(session);
     const ok = await session._open(newSession);
     if (ok) this.opened++;

@@ -352,7 +352,9 @@ export class Session<P = Uint8Array> implements Timed {
       bytes = this.#writer ? this.#writer.write(this, pkg) : toBytes(pkg);
       if (!(bytes instanceof Uint8Array)) throw new CodecError("writer returned something other than a Uint8Array");
     } catch (error) {
-      return this.#writeRejected(error instanceof GettyError ? error : new CodecError(`encode failed`, { cause: error }));
+      return this.#writeRejected(
+        error instanceof GettyError ? error : new CodecError(`encode failed`, { cause: error }),
+      );
     }
     return this.#enqueue(bytes, 1, timeoutMs);
   }
@@ -845,6 +847,8 @@ function toBytes(pkg: unknown): Uint8Array {
 
 function wrapConnectionError(error: unknown, what: string): GettyError {
   if (error instanceof GettyError) return error;
-  const detail = error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
+  const detail = error instanceof Error
+    ? `${(error as { code?: string }).code ?? error.name}: ${error.message}`
+    : String(error);
   return new ConnectionError(`${what}: ${detail}`, { cause: error });
 }

@@ -5,8 +5,8 @@ import {
   CodecError,
   createMemorySessionPair,
   type EventListener,
-  GettyError,
-  HandlerError,
+  type GettyError,
+  type HandlerError,
   LengthFieldCodec,
   MessageTooLongError,
   type Session,
@@ -45,7 +45,10 @@ describe("session lifecycle", () => {
     assert.equal(st.writeBytes, 23);
     assert.equal(st.readPkgs, 3);
     assert.equal(st.readBytes, 23);
-    assert.match(String(st), /^session \{memory-session:MEMORY:\d+:memory:a<->memory:b\}, Read Bytes: 23, Write Bytes: 23, Read Pkgs: 3, Write Pkgs: 3$/);
+    assert.match(
+      String(st),
+      /^session \{memory-session:MEMORY:\d+:memory:a<->memory:b\}, Read Bytes: 23, Write Bytes: 23, Read Pkgs: 3, Write Pkgs: 3$/,
+    );
     await a.close();
     await b.closed;
     assert.match(a.stat().toString(), /^session-closed /);

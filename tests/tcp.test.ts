@@ -26,7 +26,11 @@ async function echoServer(options: ConstructorParameters<typeof TcpServer<Uint8A
   return server;
 }
 
-function collectingClient(port: number, got: string[], extra: Partial<ConstructorParameters<typeof TcpClient>[0]> = {}) {
+function collectingClient(
+  port: number,
+  got: string[],
+  extra: Partial<ConstructorParameters<typeof TcpClient>[0]> = {},
+) {
   const client = new TcpClient<Uint8Array>({ host: "127.0.0.1", port, ...extra });
   const run = client.runEventLoop((s) => {
     s.setPkgHandler(codec);
@@ -107,7 +111,11 @@ describe("tcp server and client", () => {
   it("moves an 8 MiB package intact through partial writes", async () => {
     const server = await echoServer({ session: { maxMsgLen: 16 << 20 } });
     let echoed: Uint8Array | undefined;
-    const client = new TcpClient<Uint8Array>({ host: "127.0.0.1", port: server.port, session: { maxMsgLen: 16 << 20 } });
+    const client = new TcpClient<Uint8Array>({
+      host: "127.0.0.1",
+      port: server.port,
+      session: { maxMsgLen: 16 << 20 },
+    });
     await client.runEventLoop((s) => {
       s.setPkgHandler(codec);
       s.setEventListener({ onMessage: (_s, p) => void (echoed = p) });
@@ -302,7 +310,11 @@ describe("graceful shutdown", () => {
     });
     let serverSession: Session<Uint8Array> | undefined;
     await server.runEventLoop((s) => void (serverSession = s));
-    const client = new TcpClient<Uint8Array>({ host: "127.0.0.1", port: server.port, session: { inboundQueueLimit: 1 } });
+    const client = new TcpClient<Uint8Array>({
+      host: "127.0.0.1",
+      port: server.port,
+      session: { inboundQueueLimit: 1 },
+    });
     await client.runEventLoop((s) => s.setEventListener({ onMessage: () => new Promise(() => {}) })); // never reads again
     await waitFor(() => serverSession !== undefined);
     for (let i = 0; i < 64; i++) void serverSession!.writeBytes(new Uint8Array(1 << 20)).catch(() => {});

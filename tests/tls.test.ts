@@ -73,7 +73,11 @@ describe("tls", () => {
       assert.ok(client.isClosed());
     }
     // The server is unharmed by the failed handshakes.
-    const good = new TcpClient<Uint8Array>({ host: "127.0.0.1", port: server.port, tls: { caCerts: [tlsFixtures().ca] } });
+    const good = new TcpClient<Uint8Array>({
+      host: "127.0.0.1",
+      port: server.port,
+      tls: { caCerts: [tlsFixtures().ca] },
+    });
     const got: string[] = [];
     await good.runEventLoop((s) => {
       s.setPkgHandler(codec);

@@ -222,7 +222,9 @@ export class LineCodec implements Codec<string> {
     if (line.endsWith("\r")) throw new CodecError("a line must not end with \\r (it would be read as a \\r\\n ending)");
     if (!line.isWellFormed()) throw new CodecError("a line must not contain lone surrogates (not valid UTF-8)");
     const bytes = encoder.encode(line + "\n");
-    if (bytes.length - 1 > this.#maxLine) throw new MessageTooLongError(bytes.length - 1, this.#maxLine, "line", "maxLineLength");
+    if (bytes.length - 1 > this.#maxLine) {
+      throw new MessageTooLongError(bytes.length - 1, this.#maxLine, "line", "maxLineLength");
+    }
     return bytes;
   }
 }

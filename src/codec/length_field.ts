@@ -106,7 +106,9 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
           `${frameLength} bytes, shorter than the ${this.#headerEnd}-byte header`,
       );
     }
-    if (frameLength > this.#maxFrame) throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
+    if (frameLength > this.#maxFrame) {
+      throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
+    }
     if (this.#strip > frameLength) {
       throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
     }
@@ -126,7 +128,9 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
       );
     }
     const frameLength = this.#width + pkg.length;
-    if (frameLength > this.#maxFrame) throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
+    if (frameLength > this.#maxFrame) {
+      throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
+    }
     const value = pkg.length - this.#adjustment;
     const limit = this.#width === 8 ? MAX : 2 ** (8 * this.#width) - 1;
     if (value < 0 || value > limit) {

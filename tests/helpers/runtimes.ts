@@ -23,7 +23,9 @@ export const other: RuntimeName = current === "deno" ? "bun" : "deno";
 
 /** Command line to run a script with a runtime. */
 export function scriptArgs(name: RuntimeName, script: string, args: string[]): [string, string[]] {
-  return name === "deno" ? [runtimeBinary("deno"), ["run", "-A", script, ...args]] : [runtimeBinary("bun"), [script, ...args]];
+  return name === "deno"
+    ? [runtimeBinary("deno"), ["run", "-A", script, ...args]]
+    : [runtimeBinary("bun"), [script, ...args]];
 }
 
 /** A running example process. */
@@ -37,7 +39,11 @@ export interface Running {
 /** Starts examples/echo_server.ts under `runtime` and resolves once it printed its `listening` line. */
 export function startEchoServer(runtime: RuntimeName, args: string[]): Promise<Running> {
   const [cmd, argv] = scriptArgs(runtime, "examples/echo_server.ts", args);
-  const child = spawn(cmd, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  const child = spawn(cmd, argv, {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   const lines: string[] = [];
   const stderr: string[] = [];
   child.stderr!.on("data", (d) => stderr.push(String(d)));
@@ -78,7 +84,11 @@ export function runScript(
   timeoutMs = 30_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [cmd, argv] = scriptArgs(runtime, script, args);
-  const child = spawn(cmd, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  const child = spawn(cmd, argv, {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
