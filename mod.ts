@@ -36,4 +36,4 @@ export {
 export { SESSION_DEFAULTS, type SessionConfig, type SessionOptions } from "./src/session_options.ts";
 export { TcpClient, type TcpClientOptions } from "./src/tcp_client.ts";
 export { TcpServer, type TcpServerOptions } from "./src/tcp_server.ts";
-export type { ClientTlsOptions, ServerTlsOptions } from "./src/transport.ts";
+export type { ClientTlsOptions, Framing, ServerTlsOptions } from "./src/transport.ts";

@@ -49,9 +49,13 @@ if (!noStatic && only !== "bun") {
   run("deno fmt", deno, ["fmt", "--check"]);
   run("deno lint", deno, ["lint"]);
   run("deno check", deno, ["check", "mod.ts", "src/", "tests/", "examples/"]);
+  run("deno doc --lint", deno, ["doc", "--lint", "mod.ts"]);
 }
 const testFiles = files.length ? files : ["tests/"];
-if (only !== "bun") run("deno test", deno, ["test", "-A", "--no-check", ...testFiles], parseDeno);
+if (only !== "bun") {
+  run("deno test", deno, ["test", "-A", "--no-check", ...testFiles], parseDeno);
+  if (!files.length) run("deno sanitizers", deno, ["test", "-A", "--no-check", "tests/sanitizers.deno.ts"], parseDeno);
+}
 if (only !== "deno") {
   run(
     "bun test",

@@ -34,6 +34,13 @@ export interface EndpointStats {
   readonly refused: number;
 }
 
+let liveEndpoints = 0;
+
+/** @internal Servers and clients started and not yet closed, process-wide (for leak checks in tests). */
+export function liveEndpointCount(): number {
+  return liveEndpoints;
+}
+
 /** @internal The shared core of an endpoint. */
 export class EndpointCore<P> {
   readonly id: number = newEndpointId();
@@ -45,6 +52,7 @@ export class EndpointCore<P> {
   refused = 0;
   #endpoint: EndPoint;
   #onClosed: (session: Session<P>) => void;
+  #live = false;
 
   constructor(
     where: string,
@@ -86,8 +94,19 @@ export class EndpointCore<P> {
     return ok ? session : undefined;
   }
 
-  /** Closes every live session gracefully and waits for them. */
+  /** Counts the endpoint as running (until `closeAll`). */
+  started(): void {
+    if (this.#live) return;
+    this.#live = true;
+    liveEndpoints++;
+  }
+
+  /** Closes every live session gracefully and waits for them; the endpoint stops counting as running. */
   async closeAll(): Promise<void> {
+    if (this.#live) {
+      this.#live = false;
+      liveEndpoints--;
+    }
     await Promise.all([...this.sessions].map((s) => s.close()));
   }
 

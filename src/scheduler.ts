@@ -30,6 +30,7 @@ export class Scheduler {
   #armedFor = Infinity;
   #timersArmed = 0;
   #firing = false;
+  #count = 0;
   /** Reports an exception thrown by an item's onTimer. */
   onTimerError: (error: unknown) => void = () => {};
 
@@ -46,6 +47,7 @@ export class Scheduler {
     }
     bucket.add(item);
     item._bucket = key;
+    this.#count++;
     if (!this.#firing && key < this.#armedFor) this.#arm(key);
   }
 
@@ -54,17 +56,23 @@ export class Scheduler {
     const key = item._bucket;
     if (key === undefined) return;
     item._bucket = undefined;
-    const bucket = this.#buckets.get(key);
-    if (!bucket) return;
-    bucket.delete(item);
-    // Empty buckets stay in the heap and are skipped lazily when they come due.
+    if (this.#buckets.get(key)?.delete(item)) this.#count--;
+    // Empty buckets stay in the heap and are skipped lazily when they come due, unless nothing is left at
+    // all: then the runtime timer is cleared so an idle process holds no timer.
+    if (this.#count === 0 && !this.#firing) this.#reset();
   }
 
   /** Number of scheduled items (for tests and stats). */
   get size(): number {
-    let n = 0;
-    for (const b of this.#buckets.values()) n += b.size;
-    return n;
+    return this.#count;
+  }
+
+  #reset(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    this.#heap.length = 0;
+    this.#buckets.clear();
   }
 
   /** Number of runtime timers currently armed: 0 or 1. */
@@ -94,6 +102,7 @@ export class Scheduler {
       const bucket = this.#buckets.get(key);
       if (!bucket) continue;
       this.#buckets.delete(key);
+      this.#count -= bucket.size;
       for (const item of bucket) {
         item._bucket = undefined;
         try {

@@ -27,7 +27,7 @@ import { getLogger } from "./logger.ts";
 import { checkMs } from "./options.ts";
 import { Outbound, rejected, type WriteResult } from "./outbound.ts";
 import { ReadBuffer } from "./read_buffer.ts";
-import { scheduler, type Timed } from "./scheduler.ts";
+import { scheduler } from "./scheduler.ts";
 import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
 import type { Framing, Transport, TransportSink } from "./transport.ts";
 
@@ -97,7 +97,7 @@ const encoder = new TextEncoder();
  *
  * @typeParam P the package type the codec produces and accepts.
  */
-export class Session<P = Uint8Array> implements Timed {
+export class Session<P = Uint8Array> {
   /** Process-unique id. */
   readonly id: number = nextSessionId++;
   /** @internal scheduler bucket. */

@@ -159,6 +159,7 @@ export class TcpClient<P = Uint8Array> implements EndPoint {
     if (this.#closed) throw new EndpointClosedError("TcpClient is closed");
     if (this.#newSession) throw new EndpointClosedError("TcpClient.runEventLoop was already called");
     this.#newSession = newSession;
+    this.#core.started();
     const results = await Promise.allSettled(
       Array.from({ length: this.#connectionNumber }, () => this.#connectOne()),
     );

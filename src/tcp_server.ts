@@ -125,6 +125,7 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
     if (this.#closed) throw new EndpointClosedError("TcpServer is closed");
     if (this.#running) throw new EndpointClosedError("TcpServer.runEventLoop was already called");
     this.#running = true;
+    this.#core.started();
     const adapter = this.#adapter ?? await runtimeAdapter();
     const listener = await adapter.listenTcp({
       hostname: this.#host,

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { scheduler } from "../../src/scheduler.ts";
 import { liveSessionCount } from "../../src/session.ts";
+import { liveEndpointCount } from "../../src/endpoint_core.ts";
 
 /** Waits until `cond()` is truthy, polling every 5 ms; fails after `timeoutMs`. */
 export async function waitFor(cond: () => unknown, timeoutMs = 5_000, what = "condition"): Promise<void> {
@@ -47,8 +48,15 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * Leak check for after-hooks: every session must be closed and gone from the shared timer. A test that
  * forgets to close a session, server or client fails here (on both runtimes).
  */
-export async function assertNoLeaks(): Promise<void> {
-  await waitFor(() => liveSessionCount() === 0 && scheduler.size === 0, 3_000, "sessions to close").catch(() => {});
+export function assertNoLeaks(): Promise<void> {
+  return checkLeaks(3_000);
+}
+
+/** The leak check with a chosen grace period, in ms. */
+export async function checkLeaks(graceMs: number): Promise<void> {
+  const clean = () => liveSessionCount() === 0 && scheduler.size === 0 && liveEndpointCount() === 0;
+  await waitFor(clean, graceMs, "sessions to close").catch(() => {});
+  assert.equal(liveEndpointCount(), 0, `${liveEndpointCount()} servers/clients still running: one was not closed`);
   assert.equal(liveSessionCount(), 0, `${liveSessionCount()} sessions still open: a session was not closed`);
   assert.equal(scheduler.size, 0, `${scheduler.size} timer entries still scheduled`);
 }
