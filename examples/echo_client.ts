@@ -1,7 +1,7 @@
 /**
- * Echo client, the counterpart of echo_server.ts: sends `--count` packages of `--size` bytes (4-byte
- * big-endian length prefix) over each of `--connections` sessions, checks that every echo matches, and
- * prints a summary. Exits 0 when every package came back intact, 1 otherwise.
+ * Echo client, the counterpart of echo_server.ts: sends `--count` packages of `--size` bytes over each of
+ * `--connections` sessions, checks that every echo matches (content and order), and prints a summary.
+ * Exits 0 when every package came back intact, 1 otherwise.
  *
  *   deno run -A examples/echo_client.ts --transport tcp --host 127.0.0.1 --port 8000 --count 100
  *   bun examples/echo_client.ts --transport tls --port 8443 --ca tests/fixtures/tls/ca.crt
@@ -11,7 +11,10 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { LengthFieldCodec, type Session, TcpClient } from "../mod.ts";
+import type { Session } from "../mod.ts";
+import type { Connect } from "./echo/types.ts";
+
+const FAMILIES: Record<string, string> = { tcp: "tcp", tls: "tcp" };
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -35,21 +38,11 @@ function fail(message: string): never {
 
 if (!values.port) fail("--port is required");
 const transport = values.transport;
-if (transport !== "tcp" && transport !== "tls") fail(`unsupported --transport ${transport} (tcp or tls)`);
+const family = FAMILIES[transport];
+if (!family) fail(`unsupported --transport ${transport} (${Object.keys(FAMILIES).join(", ")})`);
 const count = Number(values.count);
 const size = Number(values.size);
 const log = values.verbose ? (line: string) => console.log(`[client] ${line}`) : () => {};
-
-const tls = transport === "tls"
-  ? { caCerts: values.ca ? [readFileSync(values.ca, "utf8")] : undefined, serverName: values["server-name"] }
-  : undefined;
-const client = new TcpClient<Uint8Array>({
-  host: values.host,
-  port: Number(values.port),
-  tls,
-  connectionNumber: Number(values.connections),
-  reconnectAttempts: 0,
-});
 
 /** Package i of a session: its index and a byte pattern, so reordering or corruption is detected. */
 function makePackage(i: number): Uint8Array {
@@ -59,20 +52,27 @@ function makePackage(i: number): Uint8Array {
   return pkg;
 }
 
+const { connect } = await import(`./echo/${family}.ts`) as { connect: Connect };
 const done: Array<Promise<number>> = [];
 const started = performance.now();
-await client.runEventLoop((session: Session<Uint8Array>) => {
-  session.setPkgHandler(new LengthFieldCodec());
+const client = await connect({
+  transport,
+  host: values.host,
+  port: Number(values.port),
+  ca: values.ca ? readFileSync(values.ca, "utf8") : undefined,
+  serverName: values["server-name"],
+  connections: Number(values.connections),
+}, (session: Session<Uint8Array>) => {
   let next = 0;
+  let bad = 0;
   let resolve!: (bad: number) => void;
   done.push(new Promise((r) => (resolve = r)));
-  let bad = 0;
   session.setEventListener({
     onOpen: (s) => log(`connected ${s.localAddr} -> ${s.remoteAddr}`),
     onMessage: (s, pkg) => {
       const expected = makePackage(next);
       if (pkg.length !== expected.length || pkg.some((b, j) => b !== expected[j])) bad++;
-      if (values.verbose && next < 3) log(`echo ${next}: ${pkg.length} bytes ok`);
+      if (next < 3) log(`echo ${next}: ${pkg.length} bytes ${pkg.length === expected.length ? "ok" : "BAD"}`);
       if (++next === count) {
         log(`session ${s.id}: ${count} echoes, ${bad} bad; ${s.stat()}`);
         resolve(bad);
@@ -92,10 +92,12 @@ for (const session of client.sessions) {
 const bad = (await Promise.all(done)).reduce((a, b) => a + b, 0);
 const ms = performance.now() - started;
 const total = count * client.sessions.length;
+const sessions = client.sessions.length;
 await client.close();
+const verdict = bad === 0 ? "ok" : "FAILED";
 console.log(
-  `${bad === 0 ? "ok" : "FAILED"}: ${
-    total - bad
-  }/${total} packages echoed intact over ${done.length} ${transport} session(s) in ${ms.toFixed(1)} ms`,
+  `${verdict}: ${total - bad}/${total} packages echoed intact over ${sessions} ${transport} session(s) in ${
+    ms.toFixed(1)
+  } ms`,
 );
 process.exit(bad === 0 ? 0 : 1);

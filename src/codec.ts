@@ -33,8 +33,11 @@ export interface Reader<P> {
 
 /** Encodes packages to bytes. */
 export interface Writer<P> {
-  /** Encodes one package. The bytes are queued as-is; do not reuse the returned buffer. */
-  write(session: Session<P> | undefined, pkg: P): Uint8Array;
+  /**
+   * Encodes one package. The bytes are queued as-is; do not reuse the returned buffer. A `string` is sent as
+   * a text message on WebSocket sessions and as UTF-8 bytes elsewhere.
+   */
+  write(session: Session<P> | undefined, pkg: P): Uint8Array | string;
 }
 
 /** A reader and a writer for the same package type (getty's ReadWriter). */

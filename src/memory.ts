@@ -11,7 +11,7 @@ import { EndpointCore, type EndpointOptions, type NewSessionCallback } from "./e
 import { SessionClosedError } from "./errors.ts";
 import { optInt } from "./options.ts";
 import type { Session } from "./session.ts";
-import type { Framing, Transport, TransportSink } from "./transport.ts";
+import type { CloseFrame, Framing, Transport, TransportSink } from "./transport.ts";
 
 /** Options of {@link createMemorySessionPair}. */
 export interface MemoryPairOptions<P> extends EndpointOptions {
@@ -21,7 +21,10 @@ export interface MemoryPairOptions<P> extends EndpointOptions {
   readonly b?: NewSessionCallback<P>;
   /** Bytes a paused reader holds before the writer is held back. Default 64 KiB. */
   readonly window?: number;
-  /** `stream` (default, like TCP) or `message` (like WebSocket: one package per write). */
+  /**
+   * `stream` (default, like TCP), `message` (like WebSocket: one package per write, strings are text
+   * messages, close codes reach the peer) or `datagram` (like a connected UDP socket).
+   */
   readonly framing?: Framing;
 }
 
@@ -31,11 +34,11 @@ class MemoryTransport implements Transport {
   readonly remoteAddr: string;
   peer!: MemoryTransport;
   #sink: TransportSink | undefined;
-  #held: Uint8Array[] = [];
+  #held: Array<Uint8Array | string> = [];
   #heldBytes = 0;
   #paused = false;
   #closed = false;
-  #peerEnded = false;
+  #peerEnded: CloseFrame | undefined;
   #delivering = false;
   #window: number;
   #waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
@@ -62,7 +65,7 @@ class MemoryTransport implements Transport {
     this.#schedule();
   }
 
-  write(chunk: Uint8Array): true | Promise<void> {
+  write(chunk: Uint8Array | string): true | Promise<void> {
     if (this.#closed) return Promise.reject(new SessionClosedError("memory transport closed"));
     if (this.peer.#closed) return Promise.reject(new Error("broken pipe: peer closed"));
     this.peer.#receive(chunk);
@@ -70,24 +73,24 @@ class MemoryTransport implements Transport {
     return new Promise((resolve, reject) => this.peer.#waiters.push({ resolve, reject }));
   }
 
-  close(): void {
+  close(code?: number, reason?: string): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#held = [];
     this.#heldBytes = 0;
     this.#failWaiters(new Error("memory transport closed"));
-    this.peer.#ended();
+    this.peer.#ended(this.framing === "message" ? { code, reason } : {});
   }
 
-  #receive(chunk: Uint8Array): void {
+  #receive(chunk: Uint8Array | string): void {
     if (this.#closed) return;
     this.#held.push(chunk);
     this.#heldBytes += chunk.length;
     this.#schedule();
   }
 
-  #ended(): void {
-    this.#peerEnded = true;
+  #ended(frame: CloseFrame): void {
+    this.#peerEnded = frame;
     this.#failWaiters(new Error("broken pipe: peer closed"));
     this.#schedule();
   }
@@ -103,12 +106,12 @@ class MemoryTransport implements Transport {
     const sink = this.#sink;
     if (!sink || this.#closed) return;
     while (!this.#paused && this.#held.length > 0 && !this.#closed) {
-      let chunk: Uint8Array;
-      if (this.framing === "message" || this.#held.length === 1) {
+      let chunk: Uint8Array | string;
+      if (this.framing !== "stream" || this.#held.length === 1) {
         chunk = this.#held.shift()!;
       } else {
         // A stream socket coalesces: hand everything held over in one read.
-        const all = this.#held.splice(0);
+        const all = this.#held.splice(0) as Uint8Array[];
         chunk = new Uint8Array(all.reduce((n, c) => n + c.length, 0));
         let o = 0;
         for (const c of all) {
@@ -123,10 +126,11 @@ class MemoryTransport implements Transport {
       const waiters = this.#waiters.splice(0);
       for (const w of waiters) w.resolve();
     }
-    if (this.#peerEnded && this.#held.length === 0 && !this.#closed && !this.#paused) {
-      this.#peerEnded = false;
+    const ended = this.#peerEnded;
+    if (ended && this.#held.length === 0 && !this.#closed && !this.#paused) {
+      this.#peerEnded = undefined;
       this.#sink = undefined;
-      sink.closed();
+      sink.closed(undefined, this.framing === "message" ? ended : undefined);
     }
   }
 

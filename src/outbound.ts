@@ -6,7 +6,7 @@
  * @module
  */
 import { SessionBlockedError, WriteTimeoutError } from "./errors.ts";
-import type { Framing, Transport } from "./transport.ts";
+import type { Framing, PeerAddress, Transport } from "./transport.ts";
 
 /** The outcome of a successful write: bytes encoded and bytes handed to the socket (always equal). */
 export interface WriteResult {
@@ -38,7 +38,10 @@ export interface OutboundHost {
 }
 
 interface Pending {
-  readonly bytes: Uint8Array;
+  /** Bytes, or a text message (message transports only). */
+  readonly bytes: Uint8Array | string;
+  /** Destination of a datagram on an unconnected socket. */
+  readonly to: PeerAddress | undefined;
   readonly pkgs: number;
   readonly timeoutMs: number;
   readonly deadline: number;
@@ -96,7 +99,13 @@ export class Outbound {
    * Queues `bytes` (counted as `pkgs` packages); resolves once every byte is handed to the socket.
    * Throws {@link SessionBlockedError} synchronously when the cap would be exceeded (nothing is queued).
    */
-  enqueue(bytes: Uint8Array, pkgs: number, timeoutMs: number, now: number): Promise<WriteResult> {
+  enqueue(
+    bytes: Uint8Array | string,
+    pkgs: number,
+    timeoutMs: number,
+    now: number,
+    to?: PeerAddress,
+  ): Promise<WriteResult> {
     const cap = this.limits.outboundCap;
     if (this.#pending + bytes.length > cap) throw new SessionBlockedError(this.#pending, cap, bytes.length);
     let resolve!: (r: WriteResult) => void;
@@ -106,7 +115,7 @@ export class Outbound {
       reject = rej;
     });
     const deadline = timeoutMs > 0 ? now + timeoutMs : Infinity;
-    this.#queue.push({ bytes, pkgs, timeoutMs, deadline, promise, resolve, reject });
+    this.#queue.push({ bytes, to, pkgs, timeoutMs, deadline, promise, resolve, reject });
     this.#pending += bytes.length;
     if (this.#writable && this.#pending > this.limits.highWaterMark) this.#setWritable(false);
     if (deadline < this.#nextDeadline) {
@@ -178,20 +187,22 @@ export class Outbound {
       const batch = this.#takeBatch();
       let size = 0;
       for (const p of batch) size += p.bytes.length;
-      let chunk: Uint8Array;
+      let chunk: Uint8Array | string;
       if (batch.length === 1) {
         chunk = batch[0].bytes;
       } else {
-        chunk = new Uint8Array(size);
+        // Only stream transports batch, and their entries are always bytes.
+        const joined = new Uint8Array(size);
         let offset = 0;
         for (const p of batch) {
-          chunk.set(p.bytes, offset);
+          joined.set(p.bytes as Uint8Array, offset);
           offset += p.bytes.length;
         }
+        chunk = joined;
       }
       let result: true | Promise<void>;
       try {
-        result = this.#transport.write(chunk);
+        result = this.#transport.write(chunk, batch[0].to);
       } catch (error) {
         result = Promise.reject(error);
       }
@@ -217,7 +228,7 @@ export class Outbound {
 
   #takeBatch(): Pending[] {
     const q = this.#queue;
-    if (this.#framing === "message") return q.splice(0, 1);
+    if (this.#framing !== "stream") return q.splice(0, 1);
     let size = 0;
     let n = 0;
     while (n < q.length && (n === 0 || size + q[n].bytes.length <= MAX_BATCH)) size += q[n++].bytes.length;

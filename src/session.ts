@@ -29,7 +29,7 @@ import { Outbound, rejected, type WriteResult } from "./outbound.ts";
 import { ReadBuffer } from "./read_buffer.ts";
 import { scheduler } from "./scheduler.ts";
 import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
-import type { Framing, Transport, TransportSink } from "./transport.ts";
+import type { CloseFrame, Framing, PeerAddress, Transport, TransportSink } from "./transport.ts";
 
 export type { WriteResult } from "./outbound.ts";
 
@@ -39,6 +39,18 @@ export interface CloseInfo {
   readonly initiator: "local" | "peer" | "error";
   /** The error that closed the session, when there was one. */
   readonly error?: GettyError;
+  /** WebSocket close code: received from the peer, or sent by this side. */
+  readonly code?: number;
+  /** WebSocket close reason. */
+  readonly reason?: string;
+}
+
+/** Options of a single write. */
+export interface WriteOptions {
+  /** Overrides the session's writeTimeout for this package, ms (0 = none). */
+  readonly timeoutMs?: number;
+  /** Destination peer, required on an unconnected UDP endpoint session (getty's UDPContext.PeerAddr). */
+  readonly to?: PeerAddress;
 }
 
 /** The application's callbacks (getty's EventListener). Every callback is optional. */
@@ -51,8 +63,11 @@ export interface EventListener<P> {
   onError?(session: Session<P>, error: GettyError): void;
   /** Called every `cronPeriod` ms from the shared timer. */
   onCron?(session: Session<P>): void | Promise<void>;
-  /** One decoded package. An async handler is awaited before the session's next package. */
-  onMessage?(session: Session<P>, pkg: P): void | Promise<void>;
+  /**
+   * One decoded package. An async handler is awaited before the session's next package. `from` is the
+   * sender on a UDP endpoint session (getty's UDPContext.PeerAddr), undefined elsewhere.
+   */
+  onMessage?(session: Session<P>, pkg: P, from?: PeerAddress): void | Promise<void>;
   /** Pending outbound bytes crossed the high (false) or low (true) water mark. */
   onWritabilityChange?(session: Session<P>, writable: boolean): void;
 }
@@ -121,6 +136,7 @@ export class Session<P = Uint8Array> {
   #readPaused = false;
   #error: GettyError | undefined;
   #initiator: CloseInfo["initiator"] = "local";
+  #closeFrame: CloseFrame | undefined;
   #active = Date.now();
   #lastRead = this.#active;
   #nextCron = Infinity;
@@ -131,6 +147,8 @@ export class Session<P = Uint8Array> {
   #writePkgs = 0;
   // inbound dispatch
   #inbound: P[] = [];
+  /** Senders of the queued packages (datagram sessions only; otherwise stays empty). */
+  #inboundFrom: Array<PeerAddress | undefined> = [];
   #busy = false;
   #eofPending = false;
   #readable: ReadableStream<P> | undefined;
@@ -343,27 +361,35 @@ export class Session<P = Uint8Array> {
    * rejects with a typed error otherwise (the error also reaches `onError`; an unawaited failed write never
    * becomes an unhandled rejection). Everything written in one tick leaves in one socket write.
    *
-   * @param timeoutMs overrides the session's writeTimeout for this package (0 = none).
+   * On a WebSocket session each package is exactly one message (a `string` from the writer is a text
+   * message); on a UDP session one datagram.
+   *
+   * @param options a timeout in ms overriding the session's writeTimeout (0 = none), or {@link WriteOptions}
+   * (timeout and, on an unconnected UDP endpoint, the destination `to`).
    */
-  writePkg(pkg: P, timeoutMs?: number): Promise<WriteResult> {
+  writePkg(pkg: P, options?: number | WriteOptions): Promise<WriteResult> {
     if (this.isClosed()) return rejected(new SessionClosedError("writePkg: session is closed"));
-    let bytes: Uint8Array;
+    let out: Uint8Array | string;
     try {
-      bytes = this.#writer ? this.#writer.write(this, pkg) : toBytes(pkg);
-      if (!(bytes instanceof Uint8Array)) throw new CodecError("writer returned something other than a Uint8Array");
+      out = this.#writer ? this.#writer.write(this, pkg) : toWire(pkg);
+      if (typeof out === "string") {
+        if (this.#framing !== "message") out = encoder.encode(out);
+      } else if (!(out instanceof Uint8Array)) {
+        throw new CodecError("writer returned something other than a Uint8Array or string");
+      }
     } catch (error) {
       return this.#writeRejected(
         error instanceof GettyError ? error : new CodecError(`encode failed`, { cause: error }),
       );
     }
-    return this.#enqueue(bytes, 1, timeoutMs);
+    return this.#enqueue(out, 1, options);
   }
 
   /** Queues raw bytes, bypassing the writer. */
-  writeBytes(bytes: Uint8Array, timeoutMs?: number): Promise<WriteResult> {
+  writeBytes(bytes: Uint8Array, options?: number | WriteOptions): Promise<WriteResult> {
     if (this.isClosed()) return rejected(new SessionClosedError("writeBytes: session is closed"));
     if (!(bytes instanceof Uint8Array)) return this.#writeRejected(new CodecError("writeBytes takes a Uint8Array"));
-    return this.#enqueue(bytes.slice(), 1, timeoutMs);
+    return this.#enqueue(bytes.slice(), 1, options);
   }
 
   /** Queues several buffers as one write (one message on message transports). */
@@ -383,19 +409,22 @@ export class Session<P = Uint8Array> {
     return this.#enqueue(joined, buffers.length, undefined);
   }
 
-  #enqueue(bytes: Uint8Array, pkgs: number, timeoutMs: number | undefined): Promise<WriteResult> {
+  #enqueue(bytes: Uint8Array | string, pkgs: number, options: number | WriteOptions | undefined): Promise<WriteResult> {
     let timeout = this.#config.writeTimeout;
-    if (timeoutMs !== undefined) {
-      try {
-        timeout = checkMs("timeoutMs", timeoutMs, true);
-      } catch (error) {
-        return this.#writeRejected(error as GettyError);
-      }
-    }
+    let to: PeerAddress | undefined;
     try {
-      return this.#out.enqueue(bytes, pkgs, timeout, Date.now());
+      const timeoutMs = typeof options === "object" ? options.timeoutMs : options;
+      if (timeoutMs !== undefined) timeout = checkMs("timeoutMs", timeoutMs, true);
+      if (typeof options === "object" && options.to !== undefined) to = checkPeer(options.to);
+      const max = this.#transport.maxWriteSize;
+      if (max !== undefined && bytes.length > max) {
+        throw new MessageTooLongError(bytes.length, max, "datagram", "the datagram size limit");
+      }
+      return this.#out.enqueue(bytes, pkgs, timeout, Date.now(), to);
     } catch (error) {
-      return this.#writeRejected(error as GettyError);
+      return this.#writeRejected(
+        error instanceof GettyError ? error : new CodecError("write failed", { cause: error }),
+      );
     }
   }
 
@@ -528,6 +557,7 @@ export class Session<P = Uint8Array> {
       this.#emitError(error);
     }
     this.#inbound = [];
+    this.#inboundFrom = [];
     if (this.#started && !this.#transportDead) this.#transport.pause();
     if (force || this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
       this.#finish();
@@ -543,13 +573,18 @@ export class Session<P = Uint8Array> {
     this.#state = "closed";
     liveSessions--;
     scheduler.cancel(this);
-    this.#transport.close();
+    const sent = this.#closeFrame === undefined ? closeFrameFor(this.#error) : undefined;
+    this.#transport.close(sent?.code, sent?.reason);
     this.#out.failAll(new SessionClosedError("session closed before the write was sent", { cause: this.#error }));
     this.#rb.clear();
     this.#finishReadable();
-    const info: CloseInfo = this.#error
-      ? { initiator: this.#initiator, error: this.#error }
-      : { initiator: this.#initiator };
+    const frame = this.#closeFrame ?? (this.#framing === "message" ? sent : undefined);
+    const info: CloseInfo = {
+      initiator: this.#initiator,
+      ...(this.#error ? { error: this.#error } : {}),
+      ...(frame?.code !== undefined ? { code: frame.code } : {}),
+      ...(frame?.reason !== undefined ? { reason: frame.reason } : {}),
+    };
     this.#call("onClose", () => this.#listener.onClose?.(this, info), false);
     this.#callbacks.runAll((error) =>
       getLogger().warn("close callback threw", { session: this.id, error: new HandlerError("closeCallback", error) })
@@ -581,7 +616,8 @@ export class Session<P = Uint8Array> {
     if (this.#state !== "open") return;
     if (this.#nextCron <= now) {
       this.#nextCron = now + c.cronPeriod;
-      this.#call("onCron", () => this.#listener.onCron?.(this));
+      this.#transport.ping?.();
+      if (this.#listener.onCron) this.#call("onCron", () => this.#listener.onCron?.(this));
     }
     this.#reschedule();
   }
@@ -590,7 +626,7 @@ export class Session<P = Uint8Array> {
     if (this.#state !== "open" || !this.#started) return;
     const c = this.#config;
     const now = Date.now();
-    if (c.cronPeriod > 0 && this.#listener.onCron) {
+    if (c.cronPeriod > 0 && (this.#listener.onCron || this.#transport.ping)) {
       if (this.#nextCron === Infinity) this.#nextCron = now + c.cronPeriod;
     } else {
       this.#nextCron = Infinity;
@@ -609,8 +645,10 @@ export class Session<P = Uint8Array> {
   // ---- reading ---------------------------------------------------------------------------------------------
 
   readonly #sink: TransportSink = {
-    data: (chunk) => this.#onData(chunk),
-    closed: (error) => {
+    data: (chunk, from) => this.#onData(chunk, from),
+    pong: () => this.updateActive(),
+    closed: (error, frame) => {
+      if (frame) this.#closeFrame = frame;
       if (error === undefined) {
         if (this.#busy || this.#inbound.length > 0) this.#eofPending = true;
         else this.#closeWith(undefined, "peer");
@@ -621,16 +659,17 @@ export class Session<P = Uint8Array> {
     },
   };
 
-  #onData(chunk: Uint8Array): void {
+  #onData(chunk: Uint8Array | string, from?: PeerAddress): void {
     if (this.#state !== "open") return;
     this.#lastRead = Date.now();
     this.#readBytes += chunk.length;
-    if (!this.#reader) {
-      this.#deliver(chunk.slice() as P);
+    if (this.#framing !== "stream") {
+      this.#decodeMessage(chunk, from);
       return;
     }
-    if (this.#framing === "message") {
-      this.#decodeMessage(chunk);
+    if (typeof chunk === "string") chunk = encoder.encode(chunk);
+    if (!this.#reader) {
+      this.#deliver(chunk.slice() as P, undefined);
       return;
     }
     const rb = this.#rb;
@@ -680,7 +719,7 @@ export class Session<P = Uint8Array> {
         return;
       }
       off += length;
-      this.#deliver(r.pkg);
+      this.#deliver(r.pkg, undefined);
     }
     if (this.#state !== "open") return;
     if (buf === chunk) {
@@ -690,27 +729,41 @@ export class Session<P = Uint8Array> {
     }
   }
 
-  #decodeMessage(message: Uint8Array): void {
+  /**
+   * One whole message or datagram. Bad input closes a message session (WebSocket: 1009 / 1007) but only drops
+   * the datagram on a datagram session (reported through onError), so one bad peer cannot stop a UDP endpoint.
+   */
+  #decodeMessage(message: Uint8Array | string, from: PeerAddress | undefined): void {
+    const bad = (error: GettyError) => {
+      if (this.#framing === "datagram") this.#emitError(error);
+      else this.#closeWith(error, "error");
+    };
     const max = this.#config.maxMsgLen;
-    if (message.length > max) {
-      this.#closeWith(new MessageTooLongError(message.length, max), "error");
+    if (message.length > max) return bad(new MessageTooLongError(message.length, max, "message"));
+    if (message.length === 0 && this.#framing === "datagram") {
+      return bad(new CodecError(`empty datagram from ${from ? `${from.hostname}:${from.port}` : "peer"} dropped`));
+    }
+    if (!this.#reader) {
+      this.#deliver((typeof message === "string" ? message : message.slice()) as P, from);
       return;
     }
+    const bytes = typeof message === "string" ? encoder.encode(message) : message;
     let r: ReadResult<P>;
     try {
-      r = this.#reader!.read(this, message);
+      r = this.#reader.read(this, bytes);
     } catch (error) {
-      this.#closeWith(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }), "error");
-      return;
+      return bad(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }));
     }
     if (r === undefined || !("pkg" in r)) {
-      this.#closeWith(new CodecError("message does not hold a whole package"), "error");
-      return;
+      return bad(new CodecError(`${this.#framing} of ${bytes.length} bytes does not hold a whole package`));
     }
-    this.#deliver(r.pkg);
+    if (r.length !== bytes.length) {
+      return bad(new CodecError(`package used ${r.length} of the ${bytes.length} bytes of the ${this.#framing}`));
+    }
+    this.#deliver(r.pkg, from);
   }
 
-  #deliver(pkg: P): void {
+  #deliver(pkg: P, from: PeerAddress | undefined): void {
     this.#readPkgs++;
     this.#active = this.#lastRead;
     // With no onMessage, packages queue in `readable` (created now if needed) under backpressure.
@@ -721,19 +774,23 @@ export class Session<P = Uint8Array> {
     }
     if (!this.#listener.onMessage) return;
     if (!this.#busy && this.#inbound.length === 0 && this.#host.pool.tryAcquire()) {
-      this.#handle(pkg);
+      this.#handle(pkg, from);
       return;
     }
     this.#inbound.push(pkg);
+    if (from !== undefined || this.#inboundFrom.length > 0) {
+      this.#inboundFrom.length = this.#inbound.length - 1;
+      this.#inboundFrom.push(from);
+    }
     if (this.#inbound.length >= this.#config.inboundQueueLimit) this.#pauseRead();
     if (!this.#busy) this.#waitForSlot();
   }
 
   /** Runs onMessage for `pkg` while holding a pool slot; releases it when done. */
-  #handle(pkg: P): void {
+  #handle(pkg: P, from: PeerAddress | undefined): void {
     let result: void | Promise<void>;
     try {
-      result = this.#listener.onMessage!(this, pkg);
+      result = this.#listener.onMessage!(this, pkg, from);
     } catch (error) {
       this.#host.pool.release();
       this.#emitError(new HandlerError("onMessage", error));
@@ -763,13 +820,12 @@ export class Session<P = Uint8Array> {
     this.#busy = true;
     this.#host.pool.enqueue(() => {
       this.#busy = false;
-      const pkg = this.#inbound.shift();
-      if (pkg === undefined && this.#inbound.length === 0) {
+      if (this.#inbound.length === 0) {
         this.#host.pool.release();
         this.#afterInbound();
         return;
       }
-      this.#handle(pkg as P);
+      this.#handle(this.#inbound.shift() as P, this.#inboundFrom.shift());
       if (!this.#busy) this.#drainInbound();
     });
   }
@@ -778,13 +834,14 @@ export class Session<P = Uint8Array> {
     while (!this.#busy && this.#inbound.length > 0) {
       if (this.#state !== "open" && !this.#eofPending) {
         this.#inbound = [];
+        this.#inboundFrom = [];
         break;
       }
       if (!this.#host.pool.tryAcquire()) {
         this.#waitForSlot();
         return;
       }
-      this.#handle(this.#inbound.shift() as P);
+      this.#handle(this.#inbound.shift() as P, this.#inboundFrom.shift());
     }
     if (!this.#busy) this.#afterInbound();
   }
@@ -839,10 +896,26 @@ export class Session<P = Uint8Array> {
   }
 }
 
-function toBytes(pkg: unknown): Uint8Array {
+function toWire(pkg: unknown): Uint8Array | string {
   if (pkg instanceof Uint8Array) return pkg.slice();
-  if (typeof pkg === "string") return encoder.encode(pkg);
+  if (typeof pkg === "string") return pkg;
   throw new CodecError("no writer set: packages must be Uint8Array or string (set a codec with setPkgHandler)");
+}
+
+function checkPeer(to: PeerAddress): PeerAddress {
+  if (typeof to !== "object" || to === null || typeof to.hostname !== "string" || !Number.isInteger(to.port)) {
+    throw new CodecError("write option `to` must be { hostname, port }");
+  }
+  return to;
+}
+
+/** The WebSocket close frame this side sends for a close caused by `error` (ignored by other transports). */
+function closeFrameFor(error: GettyError | undefined): CloseFrame {
+  if (!error) return { code: 1000, reason: "" };
+  if (error instanceof MessageTooLongError) return { code: 1009, reason: "message too big" };
+  if (error instanceof CodecError) return { code: 1007, reason: "invalid payload" };
+  if (error instanceof ReadTimeoutError) return { code: 1001, reason: "read timeout" };
+  return { code: 1011, reason: error.code };
 }
 
 function wrapConnectionError(error: unknown, what: string): GettyError {

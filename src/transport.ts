@@ -16,25 +16,52 @@
 export interface TransportSink {
   /**
    * Bytes from the peer. For `stream` framing, a slice of the byte stream; for `message` framing, one whole
-   * message. The chunk may be reused by the adapter after the call returns: keep a copy, not the view.
+   * message (a `string` for a WebSocket text message). `from` is the sender of a datagram. The chunk may be
+   * reused by the adapter after the call returns: keep a copy, not the view.
    */
-  data(chunk: Uint8Array): void;
+  data(chunk: Uint8Array | string, from?: PeerAddress): void;
   /**
    * The connection ended on the peer's or the network's side: `error` undefined means a clean end
-   * (EOF / normal close). Called at most once, never after `close()` was called on the transport.
+   * (EOF / normal close). `info` carries a WebSocket close code and reason. Called at most once, never after
+   * `close()` was called on the transport.
    */
-  closed(error?: unknown): void;
+  closed(error?: unknown, info?: CloseFrame): void;
   /** The runtime drained its send buffer (optional hint for message transports with their own queue). */
   drain?(): void;
+  /** The peer answered a heartbeat (a WebSocket pong): the session counts as active. */
+  pong?(): void;
 }
 
-/** How a transport delimits its data. */
-export type Framing = "stream" | "message";
+/**
+ * How a transport delimits its data:
+ * - `stream`: bytes without boundaries (TCP, TLS); the codec finds frames, and bad input closes the session;
+ * - `message`: one chunk is one message (WebSocket); bad input closes the session (1009 / 1007);
+ * - `datagram`: one chunk is one datagram (UDP); a bad datagram is dropped and reported, the session lives.
+ */
+export type Framing = "stream" | "message" | "datagram";
+
+/** A peer's address (UDP). */
+export interface PeerAddress {
+  /** Host name or IP literal. */
+  readonly hostname: string;
+  /** Port. */
+  readonly port: number;
+}
+
+/** A WebSocket close code and reason. */
+export interface CloseFrame {
+  /** Close code (1000 normal, 1001 going away, 1006 abnormal, 1009 too big, …). */
+  readonly code?: number;
+  /** Close reason. */
+  readonly reason?: string;
+}
 
 /** One connection, as the Session core sees it. */
 export interface Transport {
-  /** `stream`: bytes without boundaries; `message`: each chunk is one message. */
+  /** How data is delimited; see {@link Framing}. */
   readonly framing: Framing;
+  /** Largest chunk `write` accepts (a datagram's payload limit); larger writes fail before reaching it. */
+  readonly maxWriteSize?: number;
   /** Local address as `host:port`. */
   readonly localAddr: string;
   /** Remote address as `host:port`. */
@@ -46,14 +73,23 @@ export interface Transport {
   /** Resumes reading. Idempotent. */
   resume(): void;
   /**
-   * Hands `chunk` to the socket. Returns `true` when every byte was accepted synchronously, or a promise
+   * Hands `chunk` to the socket (to `to` on an unconnected datagram socket; a `string` is a WebSocket text
+   * message and only reaches message transports). Returns `true` when every byte was accepted synchronously, or a promise
    * that resolves once every byte was accepted and rejects if the connection fails first. The caller never
    * issues a second write before the previous promise settled, and does not touch `chunk` afterwards.
    * May be called before `start` (a session can write from `onOpen`).
    */
-  write(chunk: Uint8Array): true | Promise<void>;
-  /** Releases the connection now (bytes already accepted by `write` are still sent by the kernel). Idempotent. */
-  close(): void;
+  write(chunk: Uint8Array | string, to?: PeerAddress): true | Promise<void>;
+  /**
+   * Optional heartbeat, called on every cron tick of the session (a WebSocket ping where the runtime can send
+   * one). Sessions with a `ping` are scheduled for cron even without an `onCron` listener.
+   */
+  ping?(): void;
+  /**
+   * Releases the connection now (bytes already accepted by `write` are still sent by the kernel). Idempotent.
+   * Message transports send `code`/`reason` in their close frame.
+   */
+  close(code?: number, reason?: string): void;
 }
 
 /** A listening socket that produces transports. */

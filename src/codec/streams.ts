@@ -129,7 +129,8 @@ export function decodeStream<P>(reader: Reader<P>, options: DecodeStreamOptions 
 export function encodeStream<P>(writer: Writer<P>): TransformStream<P, Uint8Array> {
   return new TransformStream<P, Uint8Array>({
     transform(pkg, controller) {
-      controller.enqueue(writer.write(undefined, pkg));
+      const out = writer.write(undefined, pkg);
+      controller.enqueue(typeof out === "string" ? new TextEncoder().encode(out) : out);
     },
   });
 }
