@@ -31,9 +31,10 @@ export {
   Session,
   type SessionStat,
   type SessionState,
+  type WriteOptions,
   type WriteResult,
 } from "./src/session.ts";
 export { SESSION_DEFAULTS, type SessionConfig, type SessionOptions } from "./src/session_options.ts";
 export { TcpClient, type TcpClientOptions } from "./src/tcp_client.ts";
 export { TcpServer, type TcpServerOptions } from "./src/tcp_server.ts";
-export type { ClientTlsOptions, Framing, ServerTlsOptions } from "./src/transport.ts";
+export type { ClientTlsOptions, CloseFrame, Framing, PeerAddress, ServerTlsOptions } from "./src/transport.ts";

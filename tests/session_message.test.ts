@@ -37,7 +37,7 @@ describe("message framing (WebSocket-like)", () => {
         s.setPkgHandler(json);
         s.setEventListener({ onMessage: (_s, m) => void decoded.push(m) });
       },
-      b: (s) => s.setEventListener({ onMessage: (s, p) => void raw.push(p as unknown as string) }),
+      b: (s) => s.setEventListener({ onMessage: (_s, p) => void raw.push(p as unknown as string) }),
     });
     await a.writePkg({ n: 1 });
     await waitFor(() => raw.length === 1);
