@@ -38,3 +38,5 @@ export { SESSION_DEFAULTS, type SessionConfig, type SessionOptions } from "./src
 export { TcpClient, type TcpClientOptions } from "./src/tcp_client.ts";
 export { TcpServer, type TcpServerOptions } from "./src/tcp_server.ts";
 export type { ClientTlsOptions, CloseFrame, Framing, PeerAddress, ServerTlsOptions } from "./src/transport.ts";
+export * from "./src/udp/mod.ts";
+export * from "./src/ws/mod.ts";

@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import type { Session } from "../mod.ts";
 import type { Connect } from "./echo/types.ts";
 
-const FAMILIES: Record<string, string> = { tcp: "tcp", tls: "tcp" };
+const FAMILIES: Record<string, string> = { tcp: "tcp", tls: "tcp", udp: "udp", ws: "ws", wss: "ws" };
 
 const { values } = parseArgs({
   args: process.argv.slice(2),

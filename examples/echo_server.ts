@@ -22,6 +22,9 @@ import type { Serve } from "./echo/types.ts";
 const TRANSPORTS: Record<string, { family: string; secure: boolean }> = {
   tcp: { family: "tcp", secure: false },
   tls: { family: "tcp", secure: true },
+  udp: { family: "udp", secure: false },
+  ws: { family: "ws", secure: false },
+  wss: { family: "ws", secure: true },
 };
 
 const { values } = parseArgs({
