@@ -12,6 +12,8 @@ export class HandlerPool {
   readonly limit: number;
   #running = 0;
   readonly #waiting: Array<() => void> = [];
+  #releases = 0;
+  #releasing = false;
 
   /** Creates a pool of `limit` slots. */
   constructor(limit: number) {
@@ -37,10 +39,23 @@ export class HandlerPool {
     this.#waiting.push(grant);
   }
 
-  /** Returns a slot, handing it to the next waiter if any. */
+  /**
+   * Returns a slot, handing it to the next waiter if any. A waiter that releases again synchronously is
+   * served by the same loop, not by recursion, so a long queue cannot overflow the stack.
+   */
   release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#running--;
+    this.#releases++;
+    if (this.#releasing) return;
+    this.#releasing = true;
+    try {
+      while (this.#releases > 0) {
+        this.#releases--;
+        const next = this.#waiting.shift();
+        if (next) next();
+        else this.#running--;
+      }
+    } finally {
+      this.#releasing = false;
+    }
   }
 }

@@ -160,19 +160,19 @@ export class Outbound {
       this.#host.writeTimedOut(new WriteTimeoutError(expiredInFlight.timeoutMs, true), true);
       return Infinity;
     }
+    // Take the expired writes out first, then report: a callback may close the session (failAll) meanwhile.
     const keep: Pending[] = [];
-    for (const p of this.#queue) {
-      if (p.deadline > now) {
-        keep.push(p);
-        continue;
-      }
-      this.#pending -= p.bytes.length;
+    const expired: Pending[] = [];
+    for (const p of this.#queue) (p.deadline > now ? keep : expired).push(p);
+    this.#queue = keep;
+    for (const p of expired) this.#pending -= p.bytes.length;
+    for (const p of expired) {
       const error = new WriteTimeoutError(p.timeoutMs, false);
       p.promise.catch(noop);
       p.reject(error);
-      this.#host.writeTimedOut(error, false);
+      if (!this.#failed) this.#host.writeTimedOut(error, false);
     }
-    this.#queue = keep;
+    if (this.#failed) return Infinity;
     this.#afterDrain();
     let next = Infinity;
     for (const p of this.#inFlight ?? []) next = Math.min(next, p.deadline);
@@ -251,11 +251,12 @@ export class Outbound {
   }
 
   #afterDrain(): void {
-    if (!this.#writable && this.#pending < this.limits.lowWaterMark) this.#setWritable(true);
+    if (!this.#writable && this.#pending <= this.limits.lowWaterMark) this.#setWritable(true);
     if (this.#pending === 0) this.#wakeIdle();
   }
 
   #setWritable(writable: boolean): void {
+    if (this.#failed) return;
     this.#writable = writable;
     this.#host.writabilityChanged(writable);
   }

@@ -11,6 +11,9 @@
 /** Bucket width in milliseconds: deadlines fire up to this much late, never early. */
 export const TICK_MS = 10;
 
+/** Longest delay setTimeout honours (2^31-1 ms). */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
 /** Something the scheduler can call back. Each item is scheduled at most once at a time. */
 export interface Timed {
   /** Called at (or shortly after) the scheduled time. Exceptions are caught and passed to `onTimerError`. */
@@ -89,7 +92,8 @@ export class Scheduler {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedFor = key;
     this.#timersArmed++;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, key - Date.now()));
+    // Runtimes clamp delays above 2^31-1 ms to 1 ms: wait at most that long and re-arm.
+    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, key - Date.now()), MAX_DELAY_MS));
   }
 
   #fire(): void {
@@ -101,9 +105,10 @@ export class Scheduler {
       const key = this.#pop();
       const bucket = this.#buckets.get(key);
       if (!bucket) continue;
-      this.#buckets.delete(key);
-      this.#count -= bucket.size;
+      // Take items out one at a time, so a cancel or reschedule done by an earlier item's onTimer is honoured.
       for (const item of bucket) {
+        bucket.delete(item);
+        this.#count--;
         item._bucket = undefined;
         try {
           item.onTimer(now);
@@ -111,6 +116,7 @@ export class Scheduler {
           this.onTimerError(error);
         }
       }
+      if (bucket.size === 0) this.#buckets.delete(key);
     }
     this.#firing = false;
     while (this.#heap.length > 0 && !this.#buckets.get(this.#heap[0])?.size) {

@@ -443,7 +443,15 @@ export class Session<P = Uint8Array> {
     },
     writeFailed: (error: unknown): void => {
       this.#transportDead = true;
-      this.#closeWith(wrapConnectionError(error, "write failed"), "error");
+      const wrapped = wrapConnectionError(error, "write failed");
+      if (this.#state === "closing") {
+        // Closing gracefully: report the failure, then finish at once (the flush can never complete now).
+        this.#error ??= wrapped;
+        this.#emitError(wrapped);
+        this.#finish();
+      } else {
+        this.#closeWith(wrapped, "error");
+      }
     },
     writeTimedOut: (error: WriteTimeoutError, midFrame: boolean): void => {
       // The socket is not taking bytes: flushing more is pointless, so close without the graceful wait.
@@ -526,7 +534,8 @@ export class Session<P = Uint8Array> {
     this.#state = "open";
     try {
       const r = this.#listener.onOpen?.(this);
-      if (r && typeof r.then === "function") await r;
+      // A session closed while onOpen is pending (server.close(), client.close()) does not wait for it.
+      if (r && typeof r.then === "function") await Promise.race([r, this.#closed]);
     } catch (error) {
       this.#closeWith(new HandlerError("onOpen", error), "error");
       return false;

@@ -67,7 +67,6 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
   #running = false;
   #closed = false;
   #closing: Promise<void> | undefined;
-  readonly #opening = new Set<Promise<unknown>>();
 
   /** Validates the options; nothing listens until {@link runEventLoop}. */
   constructor(options: TcpServerOptions = {}) {
@@ -147,9 +146,7 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
       transport.close();
       return;
     }
-    const p = this.#core.open(transport, newSession);
-    this.#opening.add(p);
-    p.finally(() => this.#opening.delete(p));
+    void this.#core.open(transport, newSession);
   }
 
   /**
@@ -160,8 +157,8 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
     this.#closing ??= (async () => {
       this.#closed = true;
       this.#listener?.close();
+      // Sessions still opening are in the registry too; their _open returns as soon as they are closed.
       await this.#core.closeAll();
-      await Promise.allSettled([...this.#opening]);
     })();
     return this.#closing;
   }
