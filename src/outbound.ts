@@ -157,7 +157,10 @@ export class Outbound {
     if (this.#nextDeadline > now) return this.#nextDeadline;
     const expiredInFlight = this.#inFlight?.find((p) => p.deadline <= now);
     if (expiredInFlight) {
-      this.#host.writeTimedOut(new WriteTimeoutError(expiredInFlight.timeoutMs, true), true);
+      const error = new WriteTimeoutError(expiredInFlight.timeoutMs, true);
+      expiredInFlight.promise.catch(noop);
+      expiredInFlight.reject(error); // the write itself fails with the timeout; the rest fail as closed
+      this.#host.writeTimedOut(error, true);
       return Infinity;
     }
     // Take the expired writes out first, then report: a callback may close the session (failAll) meanwhile.

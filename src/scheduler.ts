@@ -37,9 +37,12 @@ export class Scheduler {
   /** Reports an exception thrown by an item's onTimer. */
   onTimerError: (error: unknown) => void = () => {};
 
-  /** Schedules `item` at absolute time `at` (ms since epoch), replacing any earlier schedule of it. */
+  /**
+   * Schedules `item` at absolute time `at` (ms since epoch), replacing any earlier schedule of it. A time in
+   * the past means "as soon as possible" (the next tick), never the bucket being fired.
+   */
   schedule(item: Timed, at: number): void {
-    const key = Math.ceil(at / TICK_MS) * TICK_MS;
+    const key = Math.ceil(Math.max(at, Date.now() + 1) / TICK_MS) * TICK_MS;
     if (item._bucket === key) return;
     this.cancel(item);
     let bucket = this.#buckets.get(key);

@@ -525,7 +525,9 @@ export class Session<P = Uint8Array> {
    */
   async _open(newSession?: (session: Session<P>) => void | Promise<void>): Promise<boolean> {
     try {
-      if (newSession) await newSession(this);
+      const r = newSession?.(this);
+      // As for onOpen below: a session closed meanwhile does not wait for a callback that never settles.
+      if (r && typeof r.then === "function") await Promise.race([r, this.#closed]);
     } catch (error) {
       this.#closeWith(new HandlerError("newSession", error), "error");
       return false;
@@ -544,6 +546,7 @@ export class Session<P = Uint8Array> {
     this.#started = true;
     this.#lastRead = this.#active = Date.now();
     this.#reschedule();
+    if (this.#state !== "open") return false;
     this.#transport.start(this.#sink);
     return this.#state === "open";
   }
@@ -617,7 +620,8 @@ export class Session<P = Uint8Array> {
     }
     if (this.#state !== "open") return;
     const c = this.#config;
-    if (c.readTimeout > 0 && now - this.#lastRead >= c.readTimeout) {
+    // Idle means the peer sent nothing: not while onOpen runs, nor while this side paused reading.
+    if (c.readTimeout > 0 && this.#started && !this.#readPaused && now - this.#lastRead >= c.readTimeout) {
       this.#closeWith(new ReadTimeoutError(c.readTimeout), "error");
       return;
     }
@@ -632,23 +636,29 @@ export class Session<P = Uint8Array> {
   }
 
   #reschedule(): void {
-    if (this.#state !== "open" || !this.#started) return;
+    if (this.#state !== "open") return;
     const c = this.#config;
     const now = Date.now();
+    if (!this.#started) {
+      // Before reading starts (newSession / onOpen) only write timeouts are watched.
+      const at = this.#out.checkTimeouts(now);
+      if (at !== Infinity) this.#schedule(at);
+      return;
+    }
     if (c.cronPeriod > 0 && (this.#listener.onCron || this.#transport.ping)) {
       if (this.#nextCron === Infinity) this.#nextCron = now + c.cronPeriod;
     } else {
       this.#nextCron = Infinity;
     }
     let at = this.#nextCron;
-    if (c.readTimeout > 0) at = Math.min(at, this.#lastRead + c.readTimeout);
+    if (c.readTimeout > 0 && !this.#readPaused) at = Math.min(at, this.#lastRead + c.readTimeout);
     at = Math.min(at, this.#out.checkTimeouts(now));
     if (at === Infinity) scheduler.cancel(this);
     else this.#schedule(at);
   }
 
   #schedule(at: number): void {
-    scheduler.schedule(this, Math.max(at, Date.now() + 1));
+    scheduler.schedule(this, at);
   }
 
   // ---- reading ---------------------------------------------------------------------------------------------
@@ -876,6 +886,7 @@ export class Session<P = Uint8Array> {
     if (this.#inbound.length >= this.#config.inboundQueueLimit) return;
     if (this.#readableController && (this.#readableController.desiredSize ?? 1) <= 0) return;
     this.#readPaused = false;
+    this.#lastRead = Date.now();
     this.#transport.resume();
   }
 
