@@ -24,7 +24,7 @@ export interface EndpointOptions {
   readonly maxConcurrentHandlers?: number;
 }
 
-/** Counters an endpoint keeps. */
+/** Counters an endpoint keeps (live sessions plus every closed one). */
 export interface EndpointStats {
   /** Sessions currently open. */
   readonly open: number;
@@ -32,6 +32,16 @@ export interface EndpointStats {
   readonly opened: number;
   /** Connections refused (maxConnections, newSession or onOpen refused). */
   readonly refused: number;
+  /** Bytes received, over all sessions. */
+  readonly readBytes: number;
+  /** Bytes sent, over all sessions. */
+  readonly writeBytes: number;
+  /** Packages received, over all sessions. */
+  readonly readPkgs: number;
+  /** Packages sent, over all sessions. */
+  readonly writePkgs: number;
+  /** Errors reported to onError, over all sessions. */
+  readonly errors: number;
 }
 
 let liveEndpoints = 0;
@@ -50,6 +60,9 @@ export class EndpointCore<P> {
   readonly sessions: Set<Session<P>> = new Set();
   opened = 0;
   refused = 0;
+  errors = 0;
+  /** Counters of sessions that have closed. */
+  readonly #closedTotals = { readBytes: 0, writeBytes: 0, readPkgs: 0, writePkgs: 0 };
   #endpoint: EndPoint;
   #onClosed: (session: Session<P>) => void;
   #live = false;
@@ -81,8 +94,11 @@ export class EndpointCore<P> {
         pool: this.pool,
         sessionClosed: (s) => {
           const typed = s as unknown as Session<P>;
-          if (this.sessions.delete(typed)) this.#onClosed(typed);
+          if (!this.sessions.delete(typed)) return;
+          addStat(this.#closedTotals, typed);
+          this.#onClosed(typed);
         },
+        sessionError: () => void this.errors++,
       },
       this.config,
       this.sessionName,
@@ -111,6 +127,19 @@ export class EndpointCore<P> {
   }
 
   stats(): EndpointStats {
-    return { open: this.sessions.size, opened: this.opened, refused: this.refused };
+    const totals = { ...this.#closedTotals };
+    for (const s of this.sessions) addStat(totals, s);
+    return { open: this.sessions.size, opened: this.opened, refused: this.refused, errors: this.errors, ...totals };
   }
+}
+
+function addStat(
+  totals: { readBytes: number; writeBytes: number; readPkgs: number; writePkgs: number },
+  session: Session<never> | Session<unknown>,
+): void {
+  const st = session.stat();
+  totals.readBytes += st.readBytes;
+  totals.writeBytes += st.writeBytes;
+  totals.readPkgs += st.readPkgs;
+  totals.writePkgs += st.writePkgs;
 }

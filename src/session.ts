@@ -95,6 +95,8 @@ export interface SessionHost {
   readonly pool: HandlerPool;
   /** Called once when the session reached `closed`. */
   sessionClosed(session: Session<never>): void;
+  /** Called for every error reported to onError (for endpoint counters). */
+  sessionError?(error: GettyError): void;
 }
 
 let nextSessionId = 1;
@@ -545,6 +547,12 @@ export class Session<P = Uint8Array> {
     if (this.#state !== "open") return false;
     this.#started = true;
     this.#lastRead = this.#active = Date.now();
+    getLogger().debug("session open", {
+      session: this.id,
+      name: this.#name,
+      local: this.localAddr,
+      remote: this.remoteAddr,
+    });
     this.#reschedule();
     if (this.#state !== "open") return false;
     this.#transport.start(this.#sink);
@@ -597,6 +605,12 @@ export class Session<P = Uint8Array> {
       ...(frame?.code !== undefined ? { code: frame.code } : {}),
       ...(frame?.reason !== undefined ? { reason: frame.reason } : {}),
     };
+    getLogger().debug("session closed", {
+      session: this.id,
+      initiator: info.initiator,
+      error: info.error?.code,
+      stat: String(this.stat()),
+    });
     this.#call("onClose", () => this.#listener.onClose?.(this, info), false);
     this.#callbacks.runAll((error) =>
       getLogger().warn("close callback threw", { session: this.id, error: new HandlerError("closeCallback", error) })
@@ -894,6 +908,7 @@ export class Session<P = Uint8Array> {
 
   #emitError(error: GettyError): void {
     if (this.#state === "closed") return;
+    this.#host.sessionError?.(error);
     this.#call("onError", () => this.#listener.onError?.(this, error), false);
   }
 

@@ -436,3 +436,32 @@ describe("client pool and reconnect", () => {
     await server2.close();
   });
 });
+
+describe("observability", () => {
+  after(assertNoLeaks);
+
+  it("server.stats() counts sessions, bytes, packages and errors over live and closed sessions", async () => {
+    const server = await echoServer({ session: { maxMsgLen: 100 } });
+    const a = collectingClient(server.port, []);
+    await a.run;
+    for (let i = 0; i < 5; i++) await a.client.sessions[0].writePkg(bytes("12345"));
+    await waitFor(() => server.stats().writePkgs === 5);
+    let st = server.stats();
+    assert.equal(st.open, 1);
+    assert.equal(st.opened, 1);
+    assert.equal(st.readPkgs, 5);
+    assert.equal(st.readBytes, 45);
+    assert.equal(st.writeBytes, 45);
+    await a.client.close();
+    const b = collectingClient(server.port, []);
+    await b.run;
+    await b.client.sessions[0].writeBytes(new Uint8Array([0, 0, 1, 0])).catch(() => {}); // too long: an error
+    await waitFor(() => server.stats().errors === 1 && server.stats().open === 0);
+    st = server.stats();
+    assert.equal(st.opened, 2);
+    assert.equal(st.readPkgs, 5, "closed sessions still count");
+    assert.equal(st.readBytes, 49);
+    await b.client.close();
+    await server.close();
+  });
+});
