@@ -24,9 +24,10 @@ export type ReadResult<P> =
  */
 export interface Reader<P> {
   /**
-   * Decodes at most one package from the start of `data`. `data` is only valid during the call: a
-   * package that keeps bytes must copy them (`slice`, not `subarray`). Throw (ideally a
-   * {@link CodecError}) for input that can never become a package; the session then closes.
+   * Decodes at most one package from the start of `data`. `data` belongs to the caller, who never changes
+   * it afterwards, so a package may be a view of it (`subarray`, as the built-in codecs return: no copy per
+   * package). Throw (ideally a {@link CodecError}) for input that can never become a package; the session
+   * then closes.
    */
   read(session: Session<P> | undefined, data: Uint8Array): ReadResult<P>;
 }
@@ -38,6 +39,14 @@ export interface Writer<P> {
    * a text message on WebSocket sessions and as UTF-8 bytes elsewhere.
    */
   write(session: Session<P> | undefined, pkg: P): Uint8Array | string;
+  /**
+   * Optional fast path, with {@link encodeInto}: the exact number of bytes `pkg` encodes to. Validate here
+   * (throw as `write` would). With both methods, stream sessions encode packages straight into their
+   * outbound buffer instead of allocating one buffer per package.
+   */
+  encodedLength?(session: Session<P> | undefined, pkg: P): number;
+  /** Optional fast path: writes exactly `encodedLength(pkg)` bytes of `pkg` into `target` at `offset`. */
+  encodeInto?(session: Session<P> | undefined, pkg: P, target: Uint8Array, offset: number): void;
 }
 
 /** A reader and a writer for the same package type (getty's ReadWriter). */

@@ -44,6 +44,10 @@ export class HandlerPool {
    * served by the same loop, not by recursion, so a long queue cannot overflow the stack.
    */
   release(): void {
+    if (this.#waiting.length === 0 && !this.#releasing) {
+      this.#running--;
+      return;
+    }
     this.#releases++;
     if (this.#releasing) return;
     this.#releasing = true;

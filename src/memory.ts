@@ -30,6 +30,8 @@ export interface MemoryPairOptions<P> extends EndpointOptions {
 
 class MemoryTransport implements Transport {
   readonly framing: Framing;
+  /** Chunks are the writer's own buffers (never reused by it) or fresh joins. */
+  readonly retainableChunks = true;
   readonly localAddr: string;
   readonly remoteAddr: string;
   peer!: MemoryTransport;

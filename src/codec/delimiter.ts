@@ -111,7 +111,7 @@ export class DelimiterCodec implements Codec<Uint8Array> {
     }
     if (at > this.#maxFrame) throw new MessageTooLongError(at, this.#maxFrame, "frame", "maxFrameLength");
     if (wait) return undefined;
-    return { pkg: data.slice(0, this.#strip ? at : at + size), length: at + size };
+    return { pkg: data.subarray(0, this.#strip ? at : at + size), length: at + size };
   }
 
   /**

@@ -113,14 +113,21 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
       throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
     }
     if (data.length < frameLength) return { declared: frameLength };
-    return { pkg: data.slice(this.#strip, frameLength), length: frameLength };
+    return { pkg: data.subarray(this.#strip, frameLength), length: frameLength };
   }
 
   /**
    * Encodes `pkg` as length field + `pkg` in one new buffer. Throws {@link CodecError} when the layout
    * cannot be encoded or the value does not fit the field, {@link MessageTooLongError} above `maxFrameLength`.
    */
-  write(_session: Session<Uint8Array> | undefined, pkg: Uint8Array): Uint8Array {
+  write(session: Session<Uint8Array> | undefined, pkg: Uint8Array): Uint8Array {
+    const out = new Uint8Array(this.encodedLength(session, pkg));
+    this.encodeInto(session, pkg, out, 0);
+    return out;
+  }
+
+  /** The encoded size of `pkg` (header + body); validates like {@link write}. */
+  encodedLength(_session: Session<Uint8Array> | undefined, pkg: Uint8Array): number {
     if (this.#offset !== 0 || this.#strip !== this.#width) {
       throw new CodecError(
         "LengthFieldCodec can only encode frames with lengthFieldOffset 0 and initialBytesToStrip equal to " +
@@ -139,14 +146,25 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
           `${this.#width} byte(s) (0..${limit})`,
       );
     }
-    const out = new Uint8Array(frameLength);
-    let rest = value;
-    for (let i = 0; i < this.#width; i++) {
-      out[this.#little ? i : this.#width - 1 - i] = rest % 256;
-      rest = Math.floor(rest / 256);
+    return frameLength;
+  }
+
+  /** Writes the header and `pkg` into `target` at `offset` (call {@link encodedLength} first to validate). */
+  encodeInto(_session: Session<Uint8Array> | undefined, pkg: Uint8Array, target: Uint8Array, offset: number): void {
+    const width = this.#width;
+    let rest = pkg.length - this.#adjustment;
+    if (width === 4 && !this.#little) {
+      target[offset] = rest >>> 24;
+      target[offset + 1] = (rest >>> 16) & 0xff;
+      target[offset + 2] = (rest >>> 8) & 0xff;
+      target[offset + 3] = rest & 0xff;
+    } else {
+      for (let i = 0; i < width; i++) {
+        target[offset + (this.#little ? i : width - 1 - i)] = rest % 256;
+        rest = Math.floor(rest / 256);
+      }
     }
-    out.set(pkg, this.#width);
-    return out;
+    target.set(pkg, offset + width);
   }
 
   /** The length field as an unsigned number (may be unsafe for 8-byte fields; the caller checks). */

@@ -18,11 +18,9 @@ export interface DecodeStreamOptions {
   readonly maxMsgLen?: number;
 }
 
-const KEEP = 64 * 1024;
-
 /**
- * A stream that decodes bytes into packages with `reader`. Chunks are accumulated in a growing buffer and
- * every complete package is emitted. The stream errors with {@link MessageTooLongError} above `maxMsgLen`,
+ * A stream that decodes bytes into packages with `reader`. Chunks are accumulated until a frame can be
+ * complete and every complete package is emitted (packages may be views of the received bytes). The stream errors with {@link MessageTooLongError} above `maxMsgLen`,
  * with {@link CodecError} when the reader returns an invalid result or the input ends inside a frame, and
  * with whatever the reader throws.
  *
@@ -40,26 +38,11 @@ export function decodeStream<P>(reader: Reader<P>, options: DecodeStreamOptions 
   }
   checkKnownKeys("decodeStream", options, ["maxMsgLen"]);
   const max = optInt("maxMsgLen", options.maxMsgLen, Number.MAX_SAFE_INTEGER, 1);
-  let buf = new Uint8Array(0);
-  let start = 0;
-  let end = 0;
-
-  const append = (chunk: Uint8Array): void => {
-    const pending = end - start;
-    if (buf.length - end < chunk.length) {
-      if (pending + chunk.length <= buf.length >> 1) {
-        buf.copyWithin(0, start, end);
-      } else {
-        const grown = new Uint8Array(Math.max(pending + chunk.length, buf.length * 2, 4096));
-        grown.set(buf.subarray(start, end));
-        buf = grown;
-      }
-      start = 0;
-      end = pending;
-    }
-    buf.set(chunk, end);
-    end += chunk.length;
-  };
+  // Bytes of an incomplete frame, kept as owned chunks and joined only once the frame can be complete:
+  // packages may be views of the joined bytes, so they are never reused.
+  let parts: Uint8Array[] = [];
+  let pending = 0;
+  let need = 0;
 
   /** Emits every complete package at the start of `data`; returns how many bytes were consumed. */
   const drain = (data: Uint8Array, controller: TransformStreamDefaultController<P>): number => {
@@ -80,6 +63,7 @@ export function decodeStream<P>(reader: Reader<P>, options: DecodeStreamOptions 
         if (declared <= view.length) {
           throw new CodecError(`reader declared a ${declared}-byte frame but ${view.length} bytes are available`);
         }
+        need = declared;
         break;
       }
       const length: unknown = result.length;
@@ -95,23 +79,25 @@ export function decodeStream<P>(reader: Reader<P>, options: DecodeStreamOptions 
 
   return new TransformStream<Uint8Array, P>({
     transform(chunk, controller) {
-      if (start === end) {
-        // Nothing pending: decode straight from the chunk and keep only its tail.
-        const used = drain(chunk, controller);
-        if (used < chunk.length) {
-          append(chunk.subarray(used));
+      let data = chunk;
+      if (pending > 0) {
+        parts.push(chunk);
+        pending += chunk.length;
+        if (pending < need) return; // the pending frame is still incomplete
+        data = new Uint8Array(pending);
+        let offset = 0;
+        for (const p of parts) {
+          data.set(p, offset);
+          offset += p.length;
         }
-        return;
       }
-      append(chunk);
-      start += drain(buf.subarray(start, end), controller);
-      if (start === end) {
-        start = end = 0;
-        if (buf.length > KEEP) buf = new Uint8Array(0);
-      }
+      need = 0;
+      const used = drain(data, controller);
+      parts = used < data.length ? [data.subarray(used)] : [];
+      pending = data.length - used;
     },
     flush() {
-      if (end > start) throw new CodecError(`stream ended inside a frame (${end - start} bytes pending)`);
+      if (pending > 0) throw new CodecError(`stream ended inside a frame (${pending} bytes pending)`);
     },
   });
 }

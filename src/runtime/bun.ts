@@ -44,6 +44,8 @@ function closedError(cause?: unknown): Error {
 /** One Bun socket as a {@link Transport}. Bun's handlers call the `on*` methods. */
 class BunTransport implements Transport {
   readonly framing = "stream";
+  /** Bun hands each `data` event a fresh buffer (verified), so the session need not copy it. */
+  readonly retainableChunks = true;
   readonly localAddr: string;
   readonly remoteAddr: string;
   readonly #socket: BunSocket;

@@ -1,0 +1,90 @@
+/**
+ * hono integration (entry point `@getty/getty/hono`; the core never imports hono): mount a
+ * {@link WsHandler} as hono middleware and get full getty sessions — codecs, awaited writes with water
+ * marks, `wsConnection(session).ping()` and `.bufferedAmount`, `onWritabilityChange` as the drain signal,
+ * cron and timeouts — which hono's own `WSContext` lacks. Works on Deno and Bun.
+ *
+ * On Bun, `Bun.serve` takes one `websocket` table for the whole server: use {@link websocket} from here. It
+ * serves getty's sockets and hands every other one to hono's own table, so `upgradeWebSocket` from
+ * `hono/bun` keeps working in the same app.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { WsHandler } from "@getty/getty";
+ * import { upgradeSession, websocket } from "@getty/getty/hono";
+ *
+ * const chat = new WsHandler((session) => {
+ *   session.setEventListener({ onMessage: (s, msg) => void s.writePkg(msg) });
+ * });
+ * const app = new Hono();
+ * app.get("/ws", upgradeSession(chat));
+ * // Deno: Deno.serve(app.fetch);
+ * // Bun:  Bun.serve({ fetch: app.fetch, websocket });
+ * ```
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { websocket as honoBunWebSocket } from "hono/bun";
+import { bunWebSocket, type BunWebSocketOptions, type BunWebSocketTable } from "./ws/bun_table.ts";
+import type { WsHandler } from "./ws/handler.ts";
+
+export type { MiddlewareHandler } from "hono";
+export type { BunWebSocketOptions, BunWebSocketTable } from "./ws/bun_table.ts";
+
+/** Whether the request asks for a WebSocket upgrade. */
+function wantsUpgrade(request: Request): boolean {
+  const upgrade = request.headers.get("upgrade");
+  return upgrade !== null && upgrade.split(",").some((v) => v.trim().toLowerCase() === "websocket");
+}
+
+/** What getty's handler needs as the server argument: Bun's `Server` (from `c.env`), or Deno's `ServeHandlerInfo`. */
+function serverOf(c: Context): unknown {
+  const env: unknown = c.env;
+  if (typeof env === "object" && env !== null && "server" in env) return (env as { server: unknown }).server;
+  return env;
+}
+
+/**
+ * hono middleware upgrading the request to a session of `handler`. A request that does not ask for an upgrade
+ * falls through to the next handler (like hono's `upgradeWebSocket`); an upgrade request that is invalid or
+ * refused (origin, subprotocol, `onUpgrade`, `maxConnections`) gets the handler's 4xx/5xx. The upgrade
+ * request is `wsConnection(session).request` (hono's `c.req.raw`).
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { WsHandler } from "@getty/getty";
+ * import { upgradeSession } from "@getty/getty/hono";
+ * const app = new Hono();
+ * app.get("/ws", upgradeSession(new WsHandler((s) => s.setEventListener({ onMessage: (s, m) => void s.writePkg(m) }))));
+ * ```
+ */
+export function upgradeSession<P>(handler: WsHandler<P>): MiddlewareHandler {
+  if (typeof handler !== "object" || handler === null || typeof handler.fetch !== "function") {
+    throw new TypeError("upgradeSession takes a WsHandler");
+  }
+  return async (c, next) => {
+    if (!wantsUpgrade(c.req.raw)) {
+      await next();
+      return;
+    }
+    return await handler.fetch(c.req.raw, serverOf(c));
+  };
+}
+
+/**
+ * Builds a Bun `websocket` table for a hono app: getty sessions plus hono's own `upgradeWebSocket`
+ * sockets. Use it to set Bun's table options; otherwise use {@link websocket}.
+ */
+export function createWebSocket(options: Omit<BunWebSocketOptions, "fallback"> = {}): BunWebSocketTable {
+  return bunWebSocket({ ...options, fallback: honoBunWebSocket });
+}
+
+/**
+ * The Bun `websocket` table for a hono app using getty (and, optionally, hono's own `upgradeWebSocket`):
+ * `Bun.serve({ fetch: app.fetch, websocket })`. Bun's defaults otherwise (16 MiB messages, 120 s idle
+ * timeout with pings).
+ */
+export const websocket: BunWebSocketTable = createWebSocket();

@@ -1,0 +1,198 @@
+/**
+ * The native Deno UDP driver: `Deno.listenDatagram`, which exists only when Deno runs with `--unstable-net`
+ * (or `"unstable": ["net"]` in deno.json). Without it the endpoints use the node:dgram driver instead.
+ *
+ * Reads call `receive()` into one reused 64 KiB buffer (large enough for any UDP payload, so nothing is
+ * truncated) and hand the sink a view of it. While the session is paused the loop simply stops calling
+ * `receive()`: the kernel's receive buffer is the backlog and drops what does not fit, so `pausedBacklog`
+ * does not apply (one datagram already received when the pause came is held). Writes are `send()` calls.
+ * `listenDatagram` has no `connect`: a connected socket is emulated (writes go to the peer, datagrams from
+ * other addresses are dropped as `"foreign"`).
+ *
+ * Runtime facts verified for this driver (Deno 2.9.6) beyond `runtime-notes.md`:
+ * - Concurrent `send()` calls are not delivered in call order (the session awaits each write, so a session's
+ *   own datagrams stay ordered).
+ * - `send()` to a host whose port is closed resolves; nothing is ever reported (no ICMP errors at all).
+ * - `send()` to `::1` from an IPv4 socket rejects with "Address family not supported by protocol (os error 97)";
+ *   port 0 rejects with a `TypeError` "Invalid argument (os error 22)"; after `close()` with `BadResource`.
+ * - A `send()` pending when the socket is closed still resolves.
+ * - A socket bound to `::` is dual-stack: IPv4 senders appear as `::ffff:a.b.c.d`, and it can send to plain IPv4.
+ * - After `close()` the port stays bound while a `receive()` is pending, until that receive has rejected with
+ *   `Interrupted`: binding the same port at once fails with `AddrInUse` (hence `released`).
+ *
+ * @module
+ */
+import { formatAddr, type PeerAddress, type TransportSink } from "../transport.ts";
+import { ipFamily, normalizeHost, peer, resolveHost, samePeer } from "../udp/address.ts";
+import {
+  MAX_UDP_PAYLOAD,
+  type UdpAdapter,
+  type UdpBindOptions,
+  type UdpSocket,
+  type UdpSocketEvents,
+} from "../udp/adapter.ts";
+
+const RECEIVE_BUFFER_SIZE = 64 * 1024;
+
+type Received = { data: Uint8Array; addr: Deno.Addr } | { error: unknown };
+
+function closedError(): Error {
+  return Object.assign(new Error("UDP socket is closed"), { code: "ERR_SOCKET_CLOSED" });
+}
+
+/** Whether this Deno process has the native UDP API (`--unstable-net`). */
+function hasListenDatagram(): boolean {
+  const d = (globalThis as { Deno?: { listenDatagram?: unknown } }).Deno;
+  return typeof d?.listenDatagram === "function";
+}
+
+class DenoUdpSocket implements UdpSocket {
+  readonly framing = "datagram";
+  readonly maxWriteSize = MAX_UDP_PAYLOAD;
+  readonly hostname: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  readonly localAddr: string;
+  readonly remoteAddr: string;
+  readonly #conn: Deno.DatagramConn;
+  readonly #connect: PeerAddress | undefined;
+  readonly #events: UdpSocketEvents;
+  readonly #buf = new Uint8Array(RECEIVE_BUFFER_SIZE);
+  #sink: TransportSink | undefined;
+  #done = false;
+  #paused = false;
+  #wake: (() => void) | undefined;
+  #reading = false;
+  readonly #released = Promise.withResolvers<void>();
+
+  constructor(conn: Deno.DatagramConn, options: UdpBindOptions) {
+    this.#conn = conn;
+    this.#connect = options.connect;
+    this.#events = options.events;
+    const addr = conn.addr as Deno.NetAddr;
+    this.hostname = addr.hostname;
+    this.port = addr.port;
+    this.family = ipFamily(addr.hostname) === 6 ? 6 : 4;
+    this.localAddr = formatAddr(addr.hostname, addr.port);
+    this.remoteAddr = options.connect ? formatAddr(options.connect.hostname, options.connect.port) : "";
+  }
+
+  get released(): Promise<void> {
+    return this.#released.promise;
+  }
+
+  start(sink: TransportSink): void {
+    if (this.#sink || this.#done) return;
+    this.#sink = sink;
+    this.#reading = true;
+    void this.#readLoop().finally(() => {
+      this.#reading = false;
+      if (this.#done) this.#released.resolve();
+    });
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#wakeUp();
+  }
+
+  write(chunk: Uint8Array, to?: PeerAddress): true | Promise<void> {
+    if (this.#done) return Promise.reject(closedError());
+    const dest = this.#connect ?? to;
+    if (!dest) {
+      this.#events.sendFailed(new Error("no destination for a datagram on an unconnected socket"), undefined);
+      return true;
+    }
+    return this.#send(chunk, dest);
+  }
+
+  async #send(chunk: Uint8Array, dest: PeerAddress): Promise<void> {
+    try {
+      const hostname = ipFamily(dest.hostname) === 0
+        ? await resolveHost(dest.hostname, this.family === 4 ? 4 : 0)
+        : dest.hostname;
+      if (this.#done) throw closedError();
+      await this.#conn.send(chunk, { transport: "udp", hostname, port: dest.port });
+    } catch (error) {
+      if (this.#done) throw closedError();
+      this.#events.sendFailed(error, dest);
+    }
+  }
+
+  close(): void {
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+    this.#wakeUp();
+    // A pending receive() holds the port until it is cancelled (it then rejects with Interrupted).
+    if (!this.#reading) this.#released.resolve();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #resumed(): Promise<void> {
+    return new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  /** Receives until closed. A `receive()` cannot be cancelled: a result that arrives while paused waits. */
+  async #readLoop(): Promise<void> {
+    while (!this.#done) {
+      while (this.#paused && !this.#done) await this.#resumed();
+      if (this.#done) return;
+      let r: Received;
+      try {
+        const [data, addr] = await this.#conn.receive(this.#buf);
+        r = { data, addr };
+      } catch (error) {
+        r = { error };
+      }
+      while (this.#paused && !this.#done) await this.#resumed();
+      if (this.#done) return; // Interrupted / BadResource from our own close are not reported
+      if ("error" in r) {
+        // Not caused by close(): the socket is unusable.
+        this.close();
+        this.#sink!.closed(r.error);
+        return;
+      }
+      const { hostname, port } = r.addr as Deno.NetAddr;
+      const from = peer(hostname, port);
+      if (this.#connect && !samePeer(from, this.#connect)) {
+        this.#events.dropped("foreign");
+        continue;
+      }
+      this.#sink!.data(r.data, from);
+    }
+  }
+}
+
+/** {@link UdpAdapter} on `Deno.listenDatagram` (needs `--unstable-net`). */
+export const denoUdpAdapter: UdpAdapter = {
+  name: "deno",
+  bind(options: UdpBindOptions): Promise<UdpSocket> {
+    if (!hasListenDatagram()) {
+      return Promise.reject(new Error("Deno.listenDatagram is not available: run Deno with --unstable-net"));
+    }
+    let conn: Deno.DatagramConn;
+    try {
+      conn = Deno.listenDatagram({ transport: "udp", hostname: options.hostname, port: options.port });
+    } catch (error) {
+      return Promise.reject(error); // AddrInUse, … are thrown synchronously
+    }
+    const connect = options.connect
+      ? { hostname: normalizeHost(options.connect.hostname), port: options.connect.port }
+      : undefined;
+    return Promise.resolve(new DenoUdpSocket(conn, { ...options, connect }));
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * Address helpers shared by the UDP drivers and endpoints: IP literal checks, IPv4-mapped normalisation and
+ * host name resolution (node:dns, which works without flags on Deno and Bun). Bun's `send` only takes IP
+ * literals, so every destination is resolved before it reaches a driver.
+ *
+ * @module
+ */
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import type { PeerAddress } from "../transport.ts";
+
+/** 4 or 6 for an IP literal, 0 for anything else (a host name). */
+export function ipFamily(host: string): 0 | 4 | 6 {
+  return isIP(host) as 0 | 4 | 6;
+}
+
+const MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+/** `::ffff:a.b.c.d` (how a dual-stack socket sees an IPv4 peer) becomes `a.b.c.d`; anything else is returned as is. */
+export function normalizeHost(host: string): string {
+  const m = MAPPED.exec(host);
+  return m ? m[1] : host;
+}
+
+/** `{ hostname, port }` with the host normalised (see {@link normalizeHost}). */
+export function peer(hostname: string, port: number): PeerAddress {
+  return { hostname: normalizeHost(hostname), port };
+}
+
+/** The key of a peer in maps: normalised host and port. */
+export function peerKey(p: PeerAddress): string {
+  return `${normalizeHost(p.hostname)}|${p.port}`;
+}
+
+/** Whether two addresses are the same peer. */
+export function samePeer(a: PeerAddress, b: PeerAddress): boolean {
+  return a.port === b.port && normalizeHost(a.hostname) === normalizeHost(b.hostname);
+}
+
+/** Whether an IP literal is a loopback address. */
+export function isLoopback(ip: string): boolean {
+  const h = normalizeHost(ip);
+  return h === "::1" || /^127\./.test(h);
+}
+
+/**
+ * Resolves `host` to an IP literal (IP literals are returned normalised without a lookup). `family` 4 asks for
+ * IPv4 only (an IPv4 socket cannot reach IPv6 peers); 0 accepts either. Rejects with node:dns's error.
+ */
+export async function resolveHost(host: string, family: 0 | 4 | 6 = 0): Promise<string> {
+  if (ipFamily(host) !== 0) return normalizeHost(host);
+  const { address } = await lookup(host, { family });
+  return normalizeHost(address);
+}

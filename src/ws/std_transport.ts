@@ -1,0 +1,206 @@
+/**
+ * A transport over a standard `WebSocket` object: Deno's server sockets (from `Deno.upgradeWebSocket`) and the
+ * global `WebSocket` client on both runtimes. Only web-standard API is used here; what differs per runtime
+ * (ping frames, allowed close codes, releasing a TLS client) is passed in by the runtime adapter.
+ *
+ * Backpressure: `send()` returns nothing, so a write completes once `bufferedAmount` is at most
+ * {@link SEND_BUDGET}; while it is above, one shared timer polls every waiting socket.
+ *
+ * @module
+ */
+import { formatAddr } from "../transport.ts";
+import {
+  closedError,
+  MessageTransport,
+  type MessageTransportInit,
+  SEND_BUDGET,
+  type SendStatus,
+} from "./message_transport.ts";
+import type { AppHeartbeat } from "./types.ts";
+
+/** How often a socket with a waiting write is polled, ms. */
+const POLL_MS = 2;
+
+const polled = new Set<StdWebSocketTransport>();
+let pollTimer: ReturnType<typeof setTimeout> | undefined;
+
+function poll(): void {
+  pollTimer = undefined;
+  for (const t of polled) if (!t.pollDrain()) polled.delete(t);
+  if (polled.size > 0) pollTimer = setTimeout(poll, POLL_MS);
+}
+
+/** The message text of an `error` event (an `ErrorEvent` on Deno and Bun). */
+function errorText(event: Event): string {
+  const message = (event as ErrorEvent).message;
+  return typeof message === "string" && message.length > 0 ? message : "WebSocket error";
+}
+
+/** Deno's error text when its idle timeout closed a connection (verified on Deno 2.9.6). */
+const DENO_IDLE_ERROR = "No response from ping frame.";
+
+/** Runtime-specific parts of a {@link StdWebSocketTransport}. */
+export interface StdSocketOptions extends Omit<MessageTransportInit, "canPing"> {
+  readonly socket: WebSocket;
+  /**
+   * Whether `close()` may send protocol codes (1001–2999). The standard client API (Deno's) allows only 1000
+   * and 3000–4999; without this, code `c` in 1001–2999 is sent as `4000 + c % 1000` (1009 → 4009).
+   */
+  readonly anyCloseCode: boolean;
+  /** Sends a ping frame (Bun's client); absent where the runtime cannot. */
+  readonly pingSocket?: () => void;
+  /** Called once the socket is fully closed (releases e.g. Deno's TLS HttpClient). */
+  readonly release?: () => void;
+}
+
+/** A {@link MessageTransport} over a standard `WebSocket`. */
+export class StdWebSocketTransport extends MessageTransport {
+  readonly #socket: WebSocket;
+  readonly #anyCloseCode: boolean;
+  readonly #pingSocket: (() => void) | undefined;
+  #error: string | undefined;
+
+  constructor(options: StdSocketOptions) {
+    super({ ...options, canPing: options.pingSocket !== undefined });
+    const socket = options.socket;
+    this.#socket = socket;
+    this.#anyCloseCode = options.anyCloseCode;
+    this.#pingSocket = options.pingSocket;
+    socket.binaryType = "arraybuffer";
+    socket.addEventListener("message", (event) => {
+      const data: unknown = event.data;
+      this.received(typeof data === "string" ? data : new Uint8Array(data as ArrayBuffer));
+    });
+    socket.addEventListener("error", (event) => {
+      this.#error ??= errorText(event);
+    });
+    socket.addEventListener("close", (event) => {
+      options.release?.();
+      const error = this.#error;
+      this.ended({
+        code: event.code,
+        reason: event.reason,
+        error,
+        kind: error === DENO_IDLE_ERROR ? "idle" : undefined,
+      });
+    }, { once: true });
+    // Bun's client has ping/pong events (it has already answered a ping); Deno's sockets have none.
+    socket.addEventListener("pong", () => this.ponged());
+    socket.addEventListener("ping", () => this.ponged());
+  }
+
+  protected sendMessage(chunk: Uint8Array | string): SendStatus {
+    if (this.#socket.readyState !== WebSocket.OPEN) throw closedError();
+    this.#socket.send(chunk);
+    return this.#socket.bufferedAmount <= SEND_BUDGET ? "sent" : "queued";
+  }
+
+  protected get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  protected override watchDrain(): void {
+    polled.add(this);
+    pollTimer ??= setTimeout(poll, POLL_MS);
+  }
+
+  /** @internal Called by the poller; returns whether to keep polling. */
+  pollDrain(): boolean {
+    this.drained();
+    return this.waiting;
+  }
+
+  protected override pingSocket(): void {
+    this.#pingSocket?.();
+  }
+
+  protected closeSocket(code: number | undefined, reason: string | undefined): void {
+    polled.delete(this);
+    if (code !== undefined && !this.#anyCloseCode && code !== 1000 && (code < 3000 || code > 4999)) {
+      code = 4000 + (code % 1000);
+    }
+    try {
+      this.#socket.close(code, reason);
+    } catch {
+      try {
+        this.#socket.close();
+      } catch {
+        // Already closing.
+      }
+    }
+  }
+}
+
+/** What {@link openClientSocket} needs besides the socket. */
+export interface ClientSocketOptions {
+  readonly url: string;
+  readonly heartbeat: AppHeartbeat | undefined;
+  readonly signal: AbortSignal;
+  readonly anyCloseCode: boolean;
+  readonly pingSocket?: (socket: WebSocket) => void;
+  readonly release?: () => void;
+}
+
+/**
+ * Waits for a client `socket` to open; resolves with its transport. Rejects with an Error carrying the
+ * runtime's message when the handshake fails (Deno reports code 0, Bun 1006: both read as 1006), or with
+ * `signal.reason` when aborted.
+ */
+export function openClientSocket(socket: WebSocket, options: ClientSocketOptions): Promise<StdWebSocketTransport> {
+  socket.binaryType = "arraybuffer";
+  const { promise, resolve, reject } = Promise.withResolvers<StdWebSocketTransport>();
+  let error: string | undefined;
+  const cleanup = () => {
+    socket.removeEventListener("open", onOpen);
+    socket.removeEventListener("error", onError);
+    socket.removeEventListener("close", onClose);
+    options.signal.removeEventListener("abort", onAbort);
+  };
+  const onError = (event: Event) => {
+    error ??= errorText(event);
+  };
+  const onClose = (event: CloseEvent) => {
+    cleanup();
+    options.release?.();
+    const code = event.code === 0 ? 1006 : event.code;
+    reject(new Error(`WebSocket handshake failed: ${error ?? "closed"} (${code})`));
+  };
+  const onAbort = () => {
+    cleanup();
+    socket.addEventListener("close", () => options.release?.(), { once: true });
+    try {
+      socket.close();
+    } catch {
+      // Already closing.
+    }
+    reject(options.signal.reason);
+  };
+  const onOpen = () => {
+    cleanup();
+    const url = new URL(options.url);
+    const port = url.port === "" ? (url.protocol === "wss:" ? 443 : 80) : Number(url.port);
+    const pingSocket = options.pingSocket;
+    resolve(
+      new StdWebSocketTransport({
+        socket,
+        localAddr: "unknown",
+        remoteAddr: formatAddr(url.hostname.replace(/^\[|\]$/g, ""), port),
+        url: options.url,
+        protocol: socket.protocol,
+        heartbeat: options.heartbeat,
+        anyCloseCode: options.anyCloseCode,
+        pingSocket: pingSocket ? () => pingSocket(socket) : undefined,
+        release: options.release,
+      }),
+    );
+  };
+  if (options.signal.aborted) {
+    onAbort();
+    return promise;
+  }
+  socket.addEventListener("open", onOpen);
+  socket.addEventListener("error", onError);
+  socket.addEventListener("close", onClose);
+  options.signal.addEventListener("abort", onAbort);
+  return promise;
+}
