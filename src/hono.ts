@@ -25,12 +25,21 @@
  *
  * @module
  */
-import type { Context, MiddlewareHandler } from "hono";
 import { websocket as honoBunWebSocket } from "hono/bun";
 import { bunWebSocket, type BunWebSocketOptions, type BunWebSocketTable } from "./ws/bun_table.ts";
 import type { WsHandler } from "./ws/handler.ts";
 
-export type { MiddlewareHandler } from "hono";
+/** The parts of hono's `Context` the middleware reads (structural: hono's own type satisfies it). */
+export interface HonoContextLike {
+  /** hono's request wrapper. */
+  readonly req: { readonly raw: Request };
+  /** Bun: the server (or `{ server }`); Deno: the `ServeHandlerInfo`. */
+  readonly env: unknown;
+}
+
+/** A hono middleware (`MiddlewareHandler`), typed structurally so it fits any hono app. */
+export type SessionMiddleware = (c: HonoContextLike, next: () => Promise<void>) => Promise<Response | void>;
+
 export type { BunWebSocketOptions, BunWebSocketTable } from "./ws/bun_table.ts";
 
 /** Whether the request asks for a WebSocket upgrade. */
@@ -40,7 +49,7 @@ function wantsUpgrade(request: Request): boolean {
 }
 
 /** What getty's handler needs as the server argument: Bun's `Server` (from `c.env`), or Deno's `ServeHandlerInfo`. */
-function serverOf(c: Context): unknown {
+function serverOf(c: HonoContextLike): unknown {
   const env: unknown = c.env;
   if (typeof env === "object" && env !== null && "server" in env) return (env as { server: unknown }).server;
   return env;
@@ -61,7 +70,7 @@ function serverOf(c: Context): unknown {
  * app.get("/ws", upgradeSession(new WsHandler((s) => s.setEventListener({ onMessage: (s, m) => void s.writePkg(m) }))));
  * ```
  */
-export function upgradeSession<P>(handler: WsHandler<P>): MiddlewareHandler {
+export function upgradeSession<P>(handler: WsHandler<P>): SessionMiddleware {
   if (typeof handler !== "object" || handler === null || typeof handler.fetch !== "function") {
     throw new TypeError("upgradeSession takes a WsHandler");
   }

@@ -5,6 +5,10 @@
  * second, not 100,000 timers. The timer keeps the process alive while something is scheduled (like an open
  * socket would); closed sessions leave the schedule, so a process whose sessions are closed can exit.
  *
+ * Buckets are append-only arrays with lazy deletion: an item belongs to the bucket its `_bucket` names, and
+ * entries left behind by a cancel or a reschedule are skipped when their bucket fires. Scheduling is an array
+ * push (plus a map lookup only when the bucket changes), which keeps the per-tick cost of a session small.
+ *
  * @module
  */
 
@@ -26,7 +30,7 @@ type TimerHandle = ReturnType<typeof setTimeout>;
 
 /** A process-wide bucketed timer. Use {@link scheduler}; the class is exported for tests. */
 export class Scheduler {
-  readonly #buckets = new Map<number, Set<Timed>>();
+  readonly #buckets = new Map<number, Timed[]>();
   /** Min-heap of bucket keys present in #buckets. */
   readonly #heap: number[] = [];
   #timer: TimerHandle | undefined;
@@ -34,6 +38,11 @@ export class Scheduler {
   #timersArmed = 0;
   #firing = false;
   #count = 0;
+  /** The time the current firing started (read instead of the clock while firing). */
+  #now = 0;
+  /** The bucket used last (consecutive schedules usually target the same one). */
+  #lastKey = -1;
+  #lastBucket: Timed[] | undefined;
   /** Reports an exception thrown by an item's onTimer. */
   onTimerError: (error: unknown) => void = () => {};
 
@@ -42,43 +51,34 @@ export class Scheduler {
    * the past means "as soon as possible" (the next tick), never the bucket being fired.
    */
   schedule(item: Timed, at: number): void {
-    const key = Math.ceil(Math.max(at, Date.now() + 1) / TICK_MS) * TICK_MS;
+    const key = Math.ceil(Math.max(at, (this.#firing ? this.#now : Date.now()) + 1) / TICK_MS) * TICK_MS;
     if (item._bucket === key) return;
-    this.cancel(item);
-    let bucket = this.#buckets.get(key);
+    if (item._bucket === undefined) this.#count++;
+    item._bucket = key;
+    let bucket = key === this.#lastKey ? this.#lastBucket : this.#buckets.get(key);
     if (!bucket) {
-      bucket = new Set();
+      bucket = [];
       this.#buckets.set(key, bucket);
       this.#push(key);
+      if (!this.#firing && key < this.#armedFor) this.#arm(key);
     }
-    bucket.add(item);
-    item._bucket = key;
-    this.#count++;
-    if (!this.#firing && key < this.#armedFor) this.#arm(key);
+    this.#lastKey = key;
+    this.#lastBucket = bucket;
+    bucket.push(item);
   }
 
   /** Removes `item` from the schedule (no-op when not scheduled). */
   cancel(item: Timed): void {
-    const key = item._bucket;
-    if (key === undefined) return;
-    item._bucket = undefined;
-    if (this.#buckets.get(key)?.delete(item)) this.#count--;
-    // Empty buckets stay in the heap and are skipped lazily when they come due, unless nothing is left at
-    // all: then the runtime timer is cleared so an idle process holds no timer.
+    if (item._bucket === undefined) return;
+    item._bucket = undefined; // its array entry is skipped when the bucket fires
+    this.#count--;
+    // With nothing left at all, the runtime timer is cleared so an idle process holds no timer.
     if (this.#count === 0 && !this.#firing) this.#reset();
   }
 
   /** Number of scheduled items (for tests and stats). */
   get size(): number {
     return this.#count;
-  }
-
-  #reset(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#armedFor = Infinity;
-    this.#heap.length = 0;
-    this.#buckets.clear();
   }
 
   /** Number of runtime timers currently armed: 0 or 1. */
@@ -89,6 +89,16 @@ export class Scheduler {
   /** How many times a runtime timer was armed since start (for tests). */
   get timersArmedTotal(): number {
     return this.#timersArmed;
+  }
+
+  #reset(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    this.#heap.length = 0;
+    this.#buckets.clear();
+    this.#lastKey = -1;
+    this.#lastBucket = undefined;
   }
 
   #arm(key: number): void {
@@ -103,27 +113,34 @@ export class Scheduler {
     this.#timer = undefined;
     this.#armedFor = Infinity;
     const now = Date.now();
+    this.#now = now;
     this.#firing = true;
     while (this.#heap.length > 0 && this.#heap[0] <= now) {
       const key = this.#pop();
       const bucket = this.#buckets.get(key);
+      this.#buckets.delete(key);
+      if (key === this.#lastKey) {
+        this.#lastKey = -1;
+        this.#lastBucket = undefined;
+      }
       if (!bucket) continue;
-      // Take items out one at a time, so a cancel or reschedule done by an earlier item's onTimer is honoured.
-      for (const item of bucket) {
-        bucket.delete(item);
-        this.#count--;
+      // Items rescheduled while firing always land in later buckets, so this array does not grow meanwhile.
+      for (let i = 0; i < bucket.length; i++) {
+        const item = bucket[i];
+        if (item._bucket !== key) continue; // cancelled or moved: a stale entry
         item._bucket = undefined;
+        this.#count--;
         try {
           item.onTimer(now);
         } catch (error) {
           this.onTimerError(error);
         }
       }
-      if (bucket.size === 0) this.#buckets.delete(key);
     }
     this.#firing = false;
-    while (this.#heap.length > 0 && !this.#buckets.get(this.#heap[0])?.size) {
-      this.#buckets.delete(this.#pop());
+    if (this.#count === 0) {
+      this.#reset();
+      return;
     }
     if (this.#heap.length > 0) this.#arm(this.#heap[0]);
   }

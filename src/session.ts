@@ -706,24 +706,35 @@ export class Session<P = Uint8Array> {
       this.#closeWith(new ReadTimeoutError(c.readTimeout), "error");
       return;
     }
-    this.#out.checkTimeouts(now);
+    const writeDeadline = this.#out.checkTimeouts(now);
     if (this.#state !== "open") return;
     if (this.#nextCron <= now) {
       this.#nextCron = now + c.cronPeriod;
       this.#transport.ping?.();
-      if (this.#listener.onCron) this.#call("onCron", () => this.#listener.onCron?.(this));
+      const onCron = this.#listener.onCron;
+      if (onCron) {
+        // Called directly (no closure per tick): this runs for every session every period.
+        try {
+          const r = onCron.call(this.#listener, this) as Promise<void> | undefined;
+          if (r && typeof r.then === "function") {
+            r.then(undefined, (e: unknown) => this.#reportHandlerError("onCron", e, true));
+          }
+        } catch (error) {
+          this.#reportHandlerError("onCron", error, true);
+        }
+        if (this.#state !== "open") return;
+      }
     }
-    this.#reschedule();
+    this.#reschedule(now, writeDeadline);
   }
 
-  #reschedule(): void {
+  /** Re-arms the shared timer for the next of: cron, read timeout, write timeout. */
+  #reschedule(now = Date.now(), writeDeadline = this.#out.checkTimeouts(now)): void {
     if (this.#state !== "open") return;
     const c = this.#config;
-    const now = Date.now();
     if (!this.#started) {
       // Before reading starts (newSession / onOpen) only write timeouts are watched.
-      const at = this.#out.checkTimeouts(now);
-      if (at !== Infinity) this.#schedule(at);
+      if (writeDeadline !== Infinity) this.#schedule(writeDeadline);
       return;
     }
     if (c.cronPeriod > 0 && (this.#listener.onCron || this.#transport.ping)) {
@@ -733,7 +744,7 @@ export class Session<P = Uint8Array> {
     }
     let at = this.#nextCron;
     if (c.readTimeout > 0 && !this.#readPaused) at = Math.min(at, this.#lastRead + c.readTimeout);
-    at = Math.min(at, this.#out.checkTimeouts(now));
+    if (writeDeadline < at) at = writeDeadline;
     if (at === Infinity) scheduler.cancel(this);
     else this.#schedule(at);
   }

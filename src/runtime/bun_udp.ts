@@ -13,7 +13,8 @@
  * Runtime facts verified for this driver (Bun 1.4.5) beyond `runtime-notes.md`:
  * - An ICMP error is followed by a spurious `drain` call.
  * - `EMSGSIZE` is reported twice: thrown by `send()` and again through the `error` handler ("…, recv").
- * - Empty datagrams are delivered (a zero-length `Uint8Array`).
+ * - Empty datagrams are delivered (a zero-length `Uint8Array`). Each datagram arrives in its own right-sized
+ *   buffer (with `binaryType: "uint8array"`), so the driver passes it on without a copy.
  * - A dual-stack socket (`::`) can send to plain IPv4 literals and sees IPv4 senders as `::ffff:a.b.c.d`.
  * - `udpSocket({ connect })` resolves a host name for `connect` itself, but binds `0.0.0.0` unless told
  *   otherwise, so connecting to `::1` fails with `EAFNOSUPPORT`; bind `::` (or `::1`) for IPv6 peers.
@@ -57,6 +58,8 @@ interface Queued {
 /** One Bun UDP socket as a {@link UdpSocket}. Exported for tests (with a fake {@link BunUdpLike}). */
 export class BunUdpSocket implements UdpSocket {
   readonly framing = "datagram";
+  /** Bun hands each `data` call a fresh, right-sized buffer (verified). */
+  readonly retainableChunks = true;
   readonly maxWriteSize = MAX_UDP_PAYLOAD;
   readonly hostname: string;
   readonly port: number;
@@ -191,7 +194,7 @@ export const bunUdpAdapter: UdpAdapter = {
       data(_s: unknown, data: Uint8Array, port: number, address: string, flags?: { truncated?: boolean }) {
         const truncated = flags?.truncated === true;
         if (target) target.onData(data, port, address, truncated);
-        else early.push([data.slice(), port, address, truncated]);
+        else early.push([data, port, address, truncated]);
       },
       drain() {
         target?.onDrain();

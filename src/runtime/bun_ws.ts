@@ -87,12 +87,13 @@ class BunServerTransport extends MessageTransport {
       pong: () => this.ponged(),
       close: (code, reason, maxPayloadLength) => {
         if (code === 1006 && reason === "WebSocket timed out from inactivity") {
-          return this.ended({ code, reason, kind: "idle" });
+          this.ended({ code, reason, kind: "idle" });
+        } else if (code === 1006 && reason === "Received too big message") {
+          this.ended({ code, reason, kind: "tooBig", limit: maxPayloadLength });
+        } else {
+          this.ended({ code, reason, error: code === 1006 ? reason : undefined });
         }
-        if (code === 1006 && reason === "Received too big message") {
-          return this.ended({ code, reason, kind: "tooBig", limit: maxPayloadLength });
-        }
-        this.ended({ code, reason, error: code === 1006 ? reason : undefined });
+        this.socketClosed();
       },
     };
   }
@@ -111,7 +112,7 @@ class BunConnection {
           remoteAddr: o.remoteAddr,
           url: o.request.url,
           protocol: o.protocol ?? "",
-          request: o.request,
+          request: o.kept,
           context: o.context,
           heartbeat: o.heartbeat,
           canPing: true,

@@ -3,7 +3,7 @@
  * (or `"unstable": ["net"]` in deno.json). Without it the endpoints use the node:dgram driver instead.
  *
  * Reads call `receive()` into one reused 64 KiB buffer (large enough for any UDP payload, so nothing is
- * truncated) and hand the sink a view of it. While the session is paused the loop simply stops calling
+ * truncated) and hand the sink a right-sized copy (`retainableChunks`: packages may be views of it). While the session is paused the loop simply stops calling
  * `receive()`: the kernel's receive buffer is the backlog and drops what does not fit, so `pausedBacklog`
  * does not apply (one datagram already received when the pause came is held). Writes are `send()` calls.
  * `listenDatagram` has no `connect`: a connected socket is emulated (writes go to the peer, datagrams from
@@ -48,6 +48,7 @@ function hasListenDatagram(): boolean {
 
 class DenoUdpSocket implements UdpSocket {
   readonly framing = "datagram";
+  readonly retainableChunks = true;
   readonly maxWriteSize = MAX_UDP_PAYLOAD;
   readonly hostname: string;
   readonly port: number;
@@ -172,7 +173,7 @@ class DenoUdpSocket implements UdpSocket {
         this.#events.dropped("foreign");
         continue;
       }
-      this.#sink!.data(r.data, from);
+      this.#sink!.data(r.data.slice(), from); // the buffer is reused by the next receive()
     }
   }
 }

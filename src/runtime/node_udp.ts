@@ -16,6 +16,8 @@
  * - Deno's `connect()` is emulated: the socket still receives datagrams from any address (Bun's filters them),
  *   and its `address()` stays the bound wildcard `0.0.0.0` (Bun reports the routed local IP).
  * - A `udp6` socket bound to `::` sends to plain IPv4 literals; IPv4 senders appear as `::ffff:a.b.c.d`.
+ * - Every `'message'` gets a fresh Buffer; on Bun it is right-sized, on Deno it sits in its own 64 KiB
+ *   ArrayBuffer whatever the datagram's size.
  * - A burst of datagrams far beyond the receive buffer is mostly dropped by the kernel (3,000 × 1 KB sent in
  *   one go on loopback: ~1,000 arrived on Deno, ~70 on Bun): UDP senders must pace themselves.
  *
@@ -39,6 +41,7 @@ function closedError(): Error {
 
 class NodeUdpSocket implements UdpSocket {
   readonly framing = "datagram";
+  readonly retainableChunks = true;
   readonly maxWriteSize = MAX_UDP_PAYLOAD;
   readonly hostname: string;
   readonly port: number;
@@ -71,8 +74,10 @@ class NodeUdpSocket implements UdpSocket {
       if (this.#done) return;
       const from = peer(rinfo.address, rinfo.port);
       if (this.#connect && !samePeer(from, this.#connect)) return this.#events.dropped("foreign"); // Deno: see above
-      // A plain Uint8Array view (node gives a Buffer, whose slice() would not copy).
-      this.#inbox.push(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), from);
+      // Each message has its own buffer, but on Deno it is 64 KiB whatever the datagram's size: copy those to
+      // the right size (a package that is a view would pin 64 KiB). Otherwise a plain Uint8Array view.
+      const own = msg.byteOffset === 0 && msg.buffer.byteLength === msg.byteLength;
+      this.#inbox.push(own ? new Uint8Array(msg.buffer, 0, msg.byteLength) : new Uint8Array(msg), from);
     });
     socket.on("error", (error: Error) => {
       if (!this.#done) this.#events.socketError(error);

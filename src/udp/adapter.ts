@@ -10,9 +10,11 @@
  *   resolves, so one bad destination never fails the session that shares the socket. Writes reject only once
  *   the socket is closed. Unlike a stream transport, `write` may be called again before an earlier write
  *   settled (per-peer sessions share one socket).
- * - Received datagrams reach the sink whole, with the sender as `from` (IPv4-mapped IPv6 senders such as
- *   `::ffff:127.0.0.1` are reported as plain IPv4). While paused (or before `start`), a bounded number of
- *   datagrams is held (copied) and later ones are dropped and reported through {@link UdpSocketEvents.dropped}.
+ * - Received datagrams reach the sink whole, each in its own right-sized buffer that the driver never touches
+ *   again (`retainableChunks`: packages may be views of it, no copy in the session), with the sender as `from`
+ *   (IPv4-mapped IPv6 senders such as `::ffff:127.0.0.1` are reported as plain IPv4). While paused (or before
+ *   `start`), a bounded number of datagrams is held and later ones are dropped and reported through
+ *   {@link UdpSocketEvents.dropped}.
  * - ICMP errors (a peer's port is closed) never stop the socket; where the runtime reports them (Bun) they go
  *   to {@link UdpSocketEvents.socketError}.
  *
@@ -65,6 +67,8 @@ export interface UdpBindOptions {
 export interface UdpSocket extends Transport {
   /** Always `datagram`. */
   readonly framing: "datagram";
+  /** Always true: every datagram is delivered in a fresh buffer. */
+  readonly retainableChunks: true;
   /** The bound IP (as bound: `0.0.0.0` for the wildcard). */
   readonly hostname: string;
   /** The bound port. */

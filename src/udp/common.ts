@@ -128,26 +128,98 @@ export function errorText(error: unknown): string {
 const NO_DESTINATION =
   "an unconnected UDP endpoint session needs a destination: writePkg(pkg, { to: { hostname, port } }), e.g. the `from` of onMessage";
 
+/** Where a write goes: an IP literal now, a host name being resolved, or a refusal. */
+type Destination =
+  | { readonly to: PeerAddress }
+  | { readonly lookup: Promise<PeerAddress> }
+  | { readonly error: InvalidOptionError };
+
+function destination(options: number | WriteOptions | undefined, family: 4 | 6): Destination {
+  const to = typeof options === "object" && options !== null ? options.to : undefined;
+  if (to === undefined) return { error: new InvalidOptionError("to", NO_DESTINATION) };
+  if (typeof to !== "object" || to === null || typeof to.hostname !== "string" || to.hostname.length === 0) {
+    return { error: new InvalidOptionError("to.hostname", "must be a non-empty host name or IP address") };
+  }
+  const port = to.port;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    return { error: new InvalidOptionError("to.port", `must be an integer in [1, 65535] (got ${String(port)})`) };
+  }
+  const hostname = normalizeHost(to.hostname);
+  const fam = ipFamily(hostname);
+  if (fam === 6 && family === 4) {
+    return {
+      error: new InvalidOptionError(
+        "to.hostname",
+        `IPv6 destination ${hostname} on an IPv4 socket: bind the endpoint to "::"`,
+      ),
+    };
+  }
+  if (fam !== 0) return { to: { hostname, port } };
+  const lookup = resolveHost(hostname, family === 4 ? 4 : 0).then(
+    (ip) => ({ hostname: ip, port }),
+    (error: unknown) => {
+      throw new ConnectionError(`cannot resolve ${hostname}: ${describe(error)}`, { cause: error });
+    },
+  );
+  lookup.catch(() => {});
+  return { lookup };
+}
+
+function withTo(options: number | WriteOptions | undefined, to: PeerAddress): WriteOptions {
+  return typeof options === "object" && options !== null ? { ...options, to } : { to };
+}
+
 /**
  * Makes the writes of an unconnected endpoint session check their destination before anything is queued:
  * a write without `to` (or with an invalid one) rejects with {@link InvalidOptionError} (option `to`,
- * `to.hostname` or `to.port`) and the session stays open; a host name is resolved first (a failed lookup
- * rejects with {@link ConnectionError}). `writeBytesArray` cannot name a destination and always rejects.
+ * `to.hostname` or `to.port`; `send` returns false) and the session stays open; a host name is resolved first
+ * (a failed lookup rejects with {@link ConnectionError}; for `send` it goes to `lookupFailed`).
+ * `writeBytesArray` cannot name a destination and always rejects.
  *
- * Done on the instance because the core sends a write without `to` straight to the socket, where a missing
+ * Done on the instance because the core hands a write without `to` straight to the socket, where a missing
  * destination could only drop the datagram or fail the whole session.
  */
-export function requireDestination<P>(session: Session<P>, family: 4 | 6): void {
-  const { writePkg, writeBytes, writeBytesArray } = Session.prototype as Session<P>;
+export function requireDestination<P>(
+  session: Session<P>,
+  family: 4 | 6,
+  lookupFailed: (error: ConnectionError, to: PeerAddress) => void,
+): void {
+  const { writePkg, send, writeBytes, writeBytesArray } = Session.prototype as Session<P>;
   const define = (name: string, value: unknown) =>
     Object.defineProperty(session, name, { value, configurable: true, writable: true, enumerable: false });
+  const promised = (
+    options: number | WriteOptions | undefined,
+    write: (o: WriteOptions) => Promise<WriteResult>,
+  ): Promise<WriteResult> => {
+    const d = destination(options, family);
+    if ("error" in d) return rejected(d.error);
+    if ("to" in d) return write(withTo(options, d.to));
+    const p = d.lookup.then((to) => write(withTo(options, to)));
+    p.catch(() => {});
+    return p;
+  };
   define("writePkg", (pkg: P, options?: number | WriteOptions): Promise<WriteResult> => {
     if (session.isClosed()) return writePkg.call(session, pkg, options);
-    return withDestination(options, family, (o) => writePkg.call(session, pkg, o));
+    return promised(options, (o) => writePkg.call(session, pkg, o));
   });
   define("writeBytes", (bytes: Uint8Array, options?: number | WriteOptions): Promise<WriteResult> => {
     if (session.isClosed()) return writeBytes.call(session, bytes, options);
-    return withDestination(options, family, (o) => writeBytes.call(session, bytes, o));
+    return promised(options, (o) => writeBytes.call(session, bytes, o));
+  });
+  define("send", (pkg: P, options?: number | WriteOptions): boolean => {
+    if (session.isClosed()) return send.call(session, pkg, options);
+    const d = destination(options, family);
+    if ("error" in d) {
+      getLogger().debug("udp send refused", { session: session.id, error: d.error.message });
+      return false;
+    }
+    if ("to" in d) return send.call(session, pkg, withTo(options, d.to));
+    const wanted = (options as WriteOptions).to!;
+    d.lookup.then(
+      (to) => void send.call(session, pkg, withTo(options, to)),
+      (error: ConnectionError) => lookupFailed(error, wanted),
+    );
+    return true;
   });
   define("writeBytesArray", (...buffers: Uint8Array[]): Promise<WriteResult> => {
     if (session.isClosed()) return writeBytesArray.call(session, ...buffers);
@@ -158,39 +230,4 @@ export function requireDestination<P>(session: Session<P>, family: 4 | 6): void 
       ),
     );
   });
-}
-
-function withDestination(
-  options: number | WriteOptions | undefined,
-  family: 4 | 6,
-  write: (options: WriteOptions) => Promise<WriteResult>,
-): Promise<WriteResult> {
-  const to = typeof options === "object" && options !== null ? options.to : undefined;
-  if (to === undefined) return rejected(new InvalidOptionError("to", NO_DESTINATION));
-  if (typeof to !== "object" || to === null || typeof to.hostname !== "string" || to.hostname.length === 0) {
-    return rejected(new InvalidOptionError("to.hostname", "must be a non-empty host name or IP address"));
-  }
-  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
-    return rejected(new InvalidOptionError("to.port", `must be an integer in [1, 65535] (got ${String(to.port)})`));
-  }
-  const base: WriteOptions = typeof options === "object" ? options : {};
-  const hostname = normalizeHost(to.hostname);
-  const fam = ipFamily(hostname);
-  if (fam === 6 && family === 4) {
-    return rejected(
-      new InvalidOptionError(
-        "to.hostname",
-        `IPv6 destination ${hostname} on an IPv4 socket: bind the endpoint to "::"`,
-      ),
-    );
-  }
-  if (fam !== 0) return write({ ...base, to: { hostname, port: to.port } });
-  const p = resolveHost(hostname, family === 4 ? 4 : 0).then(
-    (ip) => write({ ...base, to: { hostname: ip, port: to.port } }),
-    (error: unknown) => {
-      throw new ConnectionError(`cannot resolve ${hostname}: ${describe(error)}`, { cause: error });
-    },
-  );
-  p.catch(() => {});
-  return p;
 }

@@ -101,9 +101,13 @@ function resolvePerPeer(where: string, value: unknown): PerPeerConfig | undefine
  *
  * Default mode (getty's): one session for the socket. Every datagram is decoded whole into one package
  * (empty, oversized or undecodable datagrams are dropped and reported to `onError`; the session stays open),
- * `onMessage(s, pkg, from)` gets the sender, and a write must name its destination: `writePkg(pkg, { to })`.
- * A write without `to` rejects with {@link InvalidOptionError} (option `to`). The endpoint lives as long as
- * that session: if it closes (your `close()`, `readTimeout`), the endpoint closes too.
+ * `onMessage(s, pkg, from)` gets the sender, and a write must name its destination: `writePkg(pkg, { to })`,
+ * `writeBytes(bytes, { to })`, `send(pkg, { to })`. Without a valid `to` the write rejects with
+ * {@link InvalidOptionError} (option `to`, `to.hostname` or `to.port`; `send` returns false) and is not
+ * reported to `onError`; the session stays open. A host name in `to` is resolved first (node:dns; a failed
+ * lookup rejects with {@link ConnectionError}), which may reorder it after later writes to IP literals.
+ * `writeBytesArray` always rejects (it cannot name a destination). The endpoint lives as long as that
+ * session: if it closes (your `close()`, `readTimeout`), the endpoint closes too.
  *
  * Per-peer mode (`perPeer`): see {@link UdpEndpointOptions.perPeer}.
  *
@@ -255,7 +259,7 @@ export class UdpEndpoint<P = Uint8Array> implements EndPoint {
     }
     const opening = this.#core.open(socket, (s) => {
       this.#single = s;
-      requireDestination(s, socket.family);
+      requireDestination(s, socket.family, (error, to) => this.#counters.events.sendFailed(error.cause ?? error, to));
       return newSession(s);
     });
     this.#opening.add(opening);

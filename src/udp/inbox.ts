@@ -1,7 +1,8 @@
 /**
  * The receive side shared by the UDP transports that cannot stop their runtime from reading (Bun's
  * `udpSocket`, node:dgram, and the per-peer virtual transports): datagrams go straight to the sink while it
- * reads, and are held (copied, at most `limit`) while it is paused or not started yet; more are dropped.
+ * reads, and are held (at most `limit`) while it is paused or not started yet; more are dropped. Chunks must
+ * be owned (fresh buffers nobody reuses): they are held as they are, not copied.
  *
  * @module
  */
@@ -53,12 +54,12 @@ export class DatagramInbox {
     this.#flush();
   }
 
-  /** One received datagram. `chunk` is only read during the call (copied when held). */
+  /** One received datagram, in a buffer nobody else reuses. */
   push(chunk: Uint8Array, from: PeerAddress | undefined): void {
     if (this.#closed || this.#ended) return;
     if (!this.#sink || this.#paused || this.#held.length > 0) {
       if (this.#held.length >= this.#limit) this.#onDrop();
-      else this.#held.push({ chunk: chunk.slice(), from });
+      else this.#held.push({ chunk, from });
       return;
     }
     this.#sink.data(chunk, from);

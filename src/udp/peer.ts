@@ -31,6 +31,8 @@ export interface PeerHost {
  */
 export class PeerTransport implements Transport, Timed {
   readonly framing = "datagram";
+  /** The shared socket delivers fresh buffers, passed on as they are. */
+  readonly retainableChunks = true;
   readonly maxWriteSize: number | undefined;
   readonly localAddr: string;
   readonly remoteAddr: string;

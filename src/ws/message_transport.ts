@@ -173,6 +173,7 @@ export abstract class MessageTransport implements Transport {
   #held: Array<string | Uint8Array> = [];
   #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   #connection?: WsConnection;
+  readonly #finished = Promise.withResolvers<void>();
 
   constructor(init: MessageTransportInit) {
     this.#init = init;
@@ -188,6 +189,11 @@ export abstract class MessageTransport implements Transport {
   get localAddr(): string {
     asked = this;
     return this.#localAddr;
+  }
+
+  /** Resolves once the runtime reports the socket closed (after the close handshake, or a loss). */
+  get finished(): Promise<void> {
+    return this.#finished.promise;
   }
 
   /** The public view of this connection. */
@@ -313,6 +319,11 @@ export abstract class MessageTransport implements Transport {
   protected ponged(): void {
     if (this.#closed || this.#ended) return;
     this.#sink?.pong?.();
+  }
+
+  /** The runtime reports the socket closed (call it on every close event, after {@link ended}). */
+  protected socketClosed(): void {
+    this.#finished.resolve();
   }
 
   /** The connection ended. Only the first report counts; none after `close()`. */

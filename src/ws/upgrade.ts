@@ -12,6 +12,9 @@ import type { MessageTransport } from "./message_transport.ts";
 import { normaliseOrigin, type UpgradeAccept, type UpgradeConfig, type UpgradeInfo } from "./options.ts";
 import { wsRuntime } from "./runtime.ts";
 
+/** How long closing waits for the close handshakes of its connections before the HTTP server may stop, ms. */
+const CLOSE_HANDSHAKE_MS = 1_000;
+
 /** A plain-text response. */
 function respond(status: number, text: string, headers: Record<string, string> = {}): Response {
   return new Response(`${text}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
@@ -58,6 +61,8 @@ export class Upgrader<P> {
   #pending = 0;
   #closed = false;
   readonly #opening = new Set<Promise<unknown>>();
+  /** Open connections, until their socket is closed. */
+  readonly #transports = new Set<MessageTransport>();
 
   /** `localAddr` is the server's `host:port`; without it, the request URL's host is used. */
   constructor(
@@ -186,15 +191,28 @@ export class Upgrader<P> {
       transport.close(1001, "server closed");
       return;
     }
+    this.#transports.add(transport);
+    transport.finished.then(() => this.#transports.delete(transport));
     const p = this.#core.open(transport, this.#newSession);
     this.#opening.add(p);
     p.finally(() => this.#opening.delete(p));
   }
 
-  /** Refuses new upgrades, closes every session gracefully and waits for them. Idempotent. */
+  /**
+   * Refuses new upgrades, closes every session gracefully and waits for them, then (for at most
+   * {@link CLOSE_HANDSHAKE_MS}) for their close handshakes, so stopping the HTTP server next cannot overtake
+   * a close frame (Deno's `shutdown()` would send 1001 instead).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     await this.#core.closeAll();
     await Promise.allSettled([...this.#opening]);
+    if (this.#transports.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.#transports].map((t) => t.finished)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_HANDSHAKE_MS))),
+    ]);
+    clearTimeout(timer);
   }
 }
