@@ -1,7 +1,7 @@
 /**
  * getty for TypeScript: asynchronous network I/O for Deno and Bun in the spirit of Go's getty and Netty.
- * One programming model — {@link Session}, {@link Codec}, {@link EventListener} — over TCP and TLS (UDP and
- * WebSocket share the same core), identical on both runtimes.
+ * One programming model — {@link Session}, {@link Codec}, {@link EventListener} — over TCP, TLS, UDP and
+ * WebSocket, identical on both runtimes.
  *
  * @example
  * ```ts

@@ -27,6 +27,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "10" },
     size: { type: "string", default: "32" },
     connections: { type: "string", default: "1" },
+    timeout: { type: "string", default: "30000" },
     verbose: { type: "boolean", default: false },
   },
 });
@@ -54,6 +55,8 @@ function makePackage(i: number): Uint8Array {
 
 const { connect } = await import(`./echo/${family}.ts`) as { connect: Connect };
 const done: Array<Promise<number>> = [];
+const received: number[] = [];
+const echoed = () => received.reduce((a, b) => a + b, 0);
 const started = performance.now();
 const client = await connect({
   transport,
@@ -65,6 +68,7 @@ const client = await connect({
 }, (session: Session<Uint8Array>) => {
   let next = 0;
   let bad = 0;
+  const slot = received.push(0) - 1;
   let resolve!: (bad: number) => void;
   done.push(new Promise((r) => (resolve = r)));
   session.setEventListener({
@@ -73,6 +77,7 @@ const client = await connect({
       const expected = makePackage(next);
       if (pkg.length !== expected.length || pkg.some((b, j) => b !== expected[j])) bad++;
       if (next < 3) log(`echo ${next}: ${pkg.length} bytes ${pkg.length === expected.length ? "ok" : "BAD"}`);
+      received[slot] = next + 1 - bad;
       if (++next === count) {
         log(`session ${s.id}: ${count} echoes, ${bad} bad; ${s.stat()}`);
         resolve(bad);
@@ -89,7 +94,19 @@ const client = await connect({
 for (const session of client.sessions) {
   for (let i = 0; i < count; i++) void session.writePkg(makePackage(i)).catch(() => {});
 }
-const bad = (await Promise.all(done)).reduce((a, b) => a + b, 0);
+// --timeout bounds the wait: over UDP a lost datagram would otherwise never be echoed.
+let timedOut = false;
+let timer: ReturnType<typeof setTimeout> | undefined;
+const deadline = new Promise<void>((resolve) => {
+  timer = setTimeout(() => {
+    timedOut = true;
+    resolve();
+  }, Number(values.timeout));
+});
+await Promise.race([Promise.all(done), deadline]);
+clearTimeout(timer);
+const bad = timedOut ? count * client.sessions.length - echoed() : (await Promise.all(done)).reduce((a, b) => a + b, 0);
+if (timedOut) console.error(`timed out after ${values.timeout} ms: ${bad} package(s) never came back`);
 const ms = performance.now() - started;
 const total = count * client.sessions.length;
 const sessions = client.sessions.length;

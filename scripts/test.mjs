@@ -1,6 +1,8 @@
 // The full test command: static checks, then the one test suite under Deno and under Bun.
 // Usage: node scripts/test.mjs [--only deno|bun] [--no-static] [test files…]
 import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { bun, deno, root, setup } from "./setup.mjs";
 
 setup();
@@ -54,7 +56,16 @@ if (!noStatic && only !== "bun") {
 const testFiles = files.length ? files : ["tests/"];
 if (only !== "bun") {
   run("deno test", deno, ["test", "-A", "--no-check", ...testFiles], parseDeno);
-  if (!files.length) run("deno sanitizers", deno, ["test", "-A", "--no-check", "tests/sanitizers.deno.ts"], parseDeno);
+  if (!files.length) {
+    // Deno.test files with op/resource sanitizers (Bun does not discover *.deno.ts).
+    const sanitized = readdirSync(join(root, "tests")).filter((f) => f.endsWith(".deno.ts")).map((f) => `tests/${f}`);
+    run("deno sanitizers", deno, ["test", "-A", "--no-check", ...sanitized], parseDeno);
+    // UDP once more with --unstable-net, so Deno.listenDatagram is tested too (the main run uses node:dgram).
+    const udp = readdirSync(join(root, "tests")).filter((f) => /^udp.*\.(test|deno)\.ts$/.test(f)).map((f) =>
+      `tests/${f}`
+    );
+    run("deno test --unstable-net (udp)", deno, ["test", "-A", "--no-check", "--unstable-net", ...udp], parseDeno);
+  }
 }
 if (only !== "deno") {
   run(

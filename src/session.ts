@@ -860,11 +860,13 @@ export class Session<P = Uint8Array> {
     if (message.length === 0 && this.#framing === "datagram") {
       return bad(new CodecError(`empty datagram from ${from ? `${from.hostname}:${from.port}` : "peer"} dropped`));
     }
+    // Packages may be views of the bytes (see Reader), so a reused read buffer is copied once.
+    const owned = this.#transport.retainableChunks === true;
     if (!this.#reader) {
-      this.#deliver((typeof message === "string" ? message : message.slice()) as P, from);
+      this.#deliver((typeof message === "string" || owned ? message : message.slice()) as P, from);
       return;
     }
-    const bytes = typeof message === "string" ? encoder.encode(message) : message;
+    const bytes = typeof message === "string" ? encoder.encode(message) : owned ? message : message.slice();
     let r: ReadResult<P>;
     try {
       r = this.#reader.read(this, bytes);

@@ -117,3 +117,37 @@ describe("datagram framing (UDP-like)", () => {
     await b.closed;
   });
 });
+
+describe("message ownership", () => {
+  after(assertNoLeaks);
+
+  it("packages stay intact when the transport reuses its read buffer", async () => {
+    // A transport that delivers every datagram in the same reused buffer, as a Deno read loop would.
+    const { EndpointCore } = await import("../src/endpoint_core.ts");
+    const shared = new Uint8Array(16);
+    let sink: { data(c: Uint8Array): void } | undefined;
+    const transport = {
+      framing: "datagram" as const,
+      localAddr: "x:1",
+      remoteAddr: "y:2",
+      start: (s: { data(c: Uint8Array): void }) => void (sink = s),
+      pause() {},
+      resume() {},
+      write: () => true as const,
+      close() {},
+    };
+    const endpoint = { id: 0, endPointType: "MEMORY" as const, isClosed: () => false, close: async () => {} };
+    const core = new EndpointCore<Uint8Array>("test", endpoint, {}, "t");
+    const got: Uint8Array[] = [];
+    const session = await core.open(transport, (s) => {
+      s.setPkgHandler(new LengthFieldCodec());
+      s.setEventListener({ onMessage: (_s, p) => void got.push(p) });
+    });
+    for (const v of [1, 2, 3]) {
+      shared.set([0, 0, 0, 1, v]);
+      sink!.data(shared.subarray(0, 5));
+    }
+    assert.deepEqual(got.map((p) => p[0]), [1, 2, 3]);
+    await session!.close();
+  });
+});
