@@ -61,7 +61,7 @@ interface Pending {
 /** Largest coalesced write for stream transports; a single larger package is written alone. */
 const MAX_BATCH = 256 * 1024;
 /** Slab size for in-place encoding; packages above a quarter of it get their own buffer. */
-const SLAB_BYTES = 64 * 1024;
+const SLAB_BYTES = 256 * 1024;
 
 function noop(): void {}
 

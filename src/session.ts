@@ -786,10 +786,28 @@ export class Session<P = Uint8Array> {
       this.#deliver((owned ? chunk : chunk.slice()) as P, undefined);
       return;
     }
-    const max = this.#config.maxMsgLen;
     let data: Uint8Array;
     if (this.#accLen === 0) {
       data = owned ? chunk : chunk.slice();
+    } else if (this.#need > 0 && this.#accLen + chunk.length > this.#need && owned) {
+      // The pending frame's length is known: join only the bytes that complete it, decode that frame, then
+      // decode the rest of the chunk in place (no copy of the whole chunk).
+      const take = this.#need - this.#accLen;
+      this.#acc.push(chunk.subarray(0, take));
+      const frame = concat(this.#acc, this.#need);
+      this.#acc = [];
+      this.#accLen = 0;
+      this.#need = 0;
+      this.#decodeFrom(frame);
+      if (this.#state !== "open") return;
+      data = chunk.subarray(take);
+      if (this.#accLen > 0) {
+        // The reader left part of that frame undecoded (it declared less than it needed): keep it in front.
+        this.#acc.push(data);
+        data = concat(this.#acc, this.#accLen + data.length);
+        this.#acc = [];
+        this.#accLen = 0;
+      }
     } else {
       this.#acc.push(owned ? chunk : chunk.slice());
       this.#accLen += chunk.length;
@@ -798,13 +816,19 @@ export class Session<P = Uint8Array> {
       this.#acc = [];
       this.#accLen = 0;
     }
+    this.#decodeFrom(data);
+  }
+
+  /** Decodes every complete package of `data` (owned bytes); keeps an incomplete tail for the next read. */
+  #decodeFrom(data: Uint8Array): void {
+    const max = this.#config.maxMsgLen;
     this.#need = 0;
     let off = 0;
     while (off < data.length && this.#state === "open") {
       const rest = off === 0 ? data : data.subarray(off);
       let r: ReadResult<P>;
       try {
-        r = this.#reader.read(this, rest);
+        r = this.#reader!.read(this, rest);
       } catch (error) {
         this.#closeWith(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }), "error");
         return;
