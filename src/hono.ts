@@ -25,9 +25,15 @@
  *
  * @module
  */
-import { websocket as honoBunWebSocket } from "hono/bun";
-import { bunWebSocket, type BunWebSocketOptions, type BunWebSocketTable } from "./ws/bun_table.ts";
+import { detectRuntime } from "./runtime/select.ts";
+import {
+  bunWebSocket,
+  type BunWebSocketFallback,
+  type BunWebSocketOptions,
+  type BunWebSocketTable,
+} from "./ws/bun_table.ts";
 import type { WsHandler } from "./ws/handler.ts";
+import { hasToken } from "./ws/upgrade.ts";
 
 /** The parts of hono's `Context` the middleware reads (structural: hono's own type satisfies it). */
 export interface HonoContextLike {
@@ -42,11 +48,24 @@ export type SessionMiddleware = (c: HonoContextLike, next: () => Promise<void>) 
 
 export type { BunWebSocketOptions, BunWebSocketTable } from "./ws/bun_table.ts";
 
-/** Whether the request asks for a WebSocket upgrade. */
-function wantsUpgrade(request: Request): boolean {
-  const upgrade = request.headers.get("upgrade");
-  return upgrade !== null && upgrade.split(",").some((v) => v.trim().toLowerCase() === "websocket");
+/** Whether `data` is what hono's `upgradeWebSocket` attaches (its table reads `data.events` unchecked). */
+function isHonoData(data: unknown): boolean {
+  if (typeof data !== "object" || data === null) return false;
+  const events = (data as { events?: unknown }).events;
+  return typeof events === "object" && events !== null;
 }
+
+// `hono/bun` cannot even be imported on Deno (it reads the `Bun` global at load), so load it on Bun only.
+const honoBun = detectRuntime() === "bun" ? (await import("hono/bun")).websocket : undefined;
+type HonoBunTable = NonNullable<typeof honoBun>;
+
+/** hono's Bun table, given only the sockets hono upgraded. */
+const honoFallback: BunWebSocketFallback = {
+  handles: (data) => honoBun !== undefined && isHonoData(data),
+  open: (ws) => honoBun?.open(ws as Parameters<HonoBunTable["open"]>[0]),
+  message: (ws, message) => honoBun?.message(ws as Parameters<HonoBunTable["message"]>[0], message),
+  close: (ws, code, reason) => honoBun?.close(ws as Parameters<HonoBunTable["close"]>[0], code, reason),
+};
 
 /** What getty's handler needs as the server argument: Bun's `Server` (from `c.env`), or Deno's `ServeHandlerInfo`. */
 function serverOf(c: HonoContextLike): unknown {
@@ -59,7 +78,7 @@ function serverOf(c: HonoContextLike): unknown {
  * hono middleware upgrading the request to a session of `handler`. A request that does not ask for an upgrade
  * falls through to the next handler (like hono's `upgradeWebSocket`); an upgrade request that is invalid or
  * refused (origin, subprotocol, `onUpgrade`, `maxConnections`) gets the handler's 4xx/5xx. The upgrade
- * request is `wsConnection(session).request` (hono's `c.req.raw`).
+ * request's headers are `wsConnection(session).headers`.
  *
  * @example
  * ```ts
@@ -75,7 +94,7 @@ export function upgradeSession<P>(handler: WsHandler<P>): SessionMiddleware {
     throw new TypeError("upgradeSession takes a WsHandler");
   }
   return async (c, next) => {
-    if (!wantsUpgrade(c.req.raw)) {
+    if (!hasToken(c.req.raw.headers.get("upgrade"), "websocket")) {
       await next();
       return;
     }
@@ -88,7 +107,7 @@ export function upgradeSession<P>(handler: WsHandler<P>): SessionMiddleware {
  * sockets. Use it to set Bun's table options; otherwise use {@link websocket}.
  */
 export function createWebSocket(options: Omit<BunWebSocketOptions, "fallback"> = {}): BunWebSocketTable {
-  return bunWebSocket({ ...options, fallback: honoBunWebSocket });
+  return bunWebSocket({ ...options, fallback: honoFallback });
 }
 
 /**

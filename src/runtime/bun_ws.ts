@@ -112,7 +112,7 @@ class BunConnection {
           remoteAddr: o.remoteAddr,
           url: o.request.url,
           protocol: o.protocol ?? "",
-          request: o.kept,
+          headers: o.requestHeaders,
           context: o.context,
           heartbeat: o.heartbeat,
           canPing: true,

@@ -52,7 +52,7 @@ function upgrade(o: WsUpgradeRequest): Response | undefined {
         remoteAddr: o.remoteAddr,
         url: o.request.url,
         protocol: o.protocol ?? "",
-        request: o.kept,
+        headers: o.requestHeaders,
         context: o.context,
         heartbeat: o.heartbeat,
         anyCloseCode: true,

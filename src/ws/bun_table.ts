@@ -35,6 +35,12 @@ export const BUN_WS_EVENTS: unique symbol = Symbol.for("getty.ws.bun-events");
 
 /** Another `websocket` table for the sockets getty did not upgrade (e.g. hono's `websocket` from `hono/bun`). */
 export interface BunWebSocketFallback {
+  /**
+   * Whether this table handles a socket whose `ws.data` is `data`. Default: every socket getty did not
+   * upgrade. A socket nobody handles is closed with 1011 (and logged) instead of reaching a table that
+   * would crash on its `data`.
+   */
+  handles?(data: unknown): boolean;
   /** A socket was opened. */
   open?(ws: { readonly data: unknown }): unknown;
   /** A message arrived. */
@@ -47,11 +53,17 @@ export interface BunWebSocketFallback {
   ping?(ws: { readonly data: unknown }, data: Uint8Array): unknown;
   /** A pong arrived. */
   pong?(ws: { readonly data: unknown }, data: Uint8Array): unknown;
+  /** One of the other handlers threw. */
+  error?(error: Error, ws: { readonly data: unknown }): unknown;
 }
 
 /** Options of {@link bunWebSocket}; the table-wide settings Bun takes per `Bun.serve`. */
 export interface BunWebSocketOptions {
-  /** Table for sockets getty did not upgrade. Without one, such sockets are closed with 1011 (and logged). */
+  /**
+   * Table for sockets getty did not upgrade. Sockets it does not handle (see
+   * {@link BunWebSocketFallback.handles}), or all foreign sockets without a fallback, are closed with 1011
+   * (and logged once).
+   */
   readonly fallback?: BunWebSocketFallback;
   /**
    * Largest message Bun accepts, bytes; a longer one closes the connection with 1009 before the session
@@ -100,6 +112,8 @@ export interface BunWebSocketTable {
   ping(ws: BunServerWebSocketLike, data: Uint8Array): void;
   /** Bun calls this for a received pong. */
   pong(ws: BunServerWebSocketLike, data: Uint8Array): void;
+  /** Bun calls this when a handler threw: logged (or passed to the fallback's), never an uncaught exception. */
+  error(error: Error, ws: BunServerWebSocketLike): void;
 }
 
 const KNOWN = [
@@ -162,10 +176,21 @@ export function bunWebSocket(options: BunWebSocketOptions = {}): BunWebSocketTab
       throw new InvalidOptionError(`bunWebSocket.${key}`, "must be a boolean");
     }
   }
+  /** Foreign sockets no table handles (closed at open; their later events are dropped). */
+  const orphans = new WeakSet<BunServerWebSocketLike>();
+  const handled = (ws: BunServerWebSocketLike): boolean => {
+    try {
+      return fallback?.handles ? fallback.handles(ws.data) === true : true;
+    } catch {
+      return false;
+    }
+  };
   const foreign = (ws: BunServerWebSocketLike) => {
     if (!warnedForeign) {
       warnedForeign = true;
-      getLogger().warn("a WebSocket upgraded by someone else reached getty's Bun table without a fallback; closed", {});
+      getLogger().warn(
+        "a WebSocket upgraded by someone else reached getty's Bun table and no table handles it; closed",
+      );
     }
     try {
       ws.close(1011, "no handler for this WebSocket");
@@ -182,34 +207,40 @@ export function bunWebSocket(options: BunWebSocketOptions = {}): BunWebSocketTab
     perMessageDeflate: options.perMessageDeflate ?? false,
     open(ws) {
       const events = eventsOf(ws);
-      if (events) events.open(ws);
-      else if (fallback) fallback.open?.(ws);
-      else foreign(ws);
+      if (events) return events.open(ws);
+      if (fallback && handled(ws)) return void fallback.open?.(ws);
+      orphans.add(ws);
+      foreign(ws);
     },
     message(ws, message) {
       const events = eventsOf(ws);
       if (events) events.message(message);
-      else fallback?.message?.(ws, message);
+      else if (fallback && !orphans.has(ws)) fallback.message?.(ws, message);
     },
     drain(ws) {
       const events = eventsOf(ws);
       if (events) events.drain();
-      else fallback?.drain?.(ws);
+      else if (fallback && !orphans.has(ws)) fallback.drain?.(ws);
     },
     close(ws, code, reason) {
       const events = eventsOf(ws);
       if (events) events.close(code, reason, maxPayloadLength);
+      else if (orphans.has(ws)) orphans.delete(ws);
       else fallback?.close?.(ws, code, reason);
     },
     ping(ws, data) {
       const events = eventsOf(ws);
       if (events) events.pong();
-      else fallback?.ping?.(ws, data);
+      else if (fallback && !orphans.has(ws)) fallback.ping?.(ws, data);
     },
     pong(ws, data) {
       const events = eventsOf(ws);
       if (events) events.pong();
-      else fallback?.pong?.(ws, data);
+      else if (fallback && !orphans.has(ws)) fallback.pong?.(ws, data);
+    },
+    error(error, ws) {
+      if (!eventsOf(ws) && fallback?.error && !orphans.has(ws)) return void fallback.error(error, ws);
+      getLogger().error("a WebSocket handler threw", { error });
     },
   };
 }

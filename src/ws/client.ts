@@ -138,20 +138,29 @@ function wsAdapter(r: Resolved): RuntimeAdapter {
   };
 }
 
-/** The TcpClient options of a WsClient; shared options keep their values (and are validated by TcpClient). */
+/**
+ * The TcpClient options of a WsClient. Shared options keep their values and TcpClient's rules: a probe
+ * TcpClient (never started) validates them, and its errors are renamed to name `WsClient.x`.
+ */
 function tcpOptions(options: WsClientOptions, r: Resolved): TcpClientOptions {
   const shared: Record<string, unknown> = {};
   for (const key of SHARED_KEYS) {
     const value = (options as unknown as Record<string, unknown>)[key];
     if (value !== undefined) shared[key] = value;
   }
-  return {
+  const tcp: TcpClientOptions = {
     ...shared,
     sessionName: options.sessionName ?? (r.secure ? "wss-session" : "ws-session"),
     host: r.hostname,
     port: r.port,
     adapter: wsAdapter(r),
   };
+  try {
+    new TcpClient(tcp);
+  } catch (error) {
+    throw renamed(error);
+  }
+  return tcp;
 }
 
 /** TcpClient names its options `TcpClient.x`; a WsClient's errors name `WsClient.x`. */
@@ -184,11 +193,7 @@ export class WsClient<P = WsMessage> extends TcpClient<P> {
   /** Validates the options; nothing connects until `runEventLoop`. */
   constructor(options: WsClientOptions) {
     const r = resolve(options);
-    try {
-      super(tcpOptions(options, r));
-    } catch (error) {
-      throw renamed(error);
-    }
+    super(tcpOptions(options, r));
     this.#url = r.url;
     this.endPointType = r.secure ? EndPointType.WSS_CLIENT : EndPointType.WS_CLIENT;
   }

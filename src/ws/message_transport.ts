@@ -10,7 +10,7 @@
  * - how a connection ended is normalised: one report at most (Deno fires `close` twice after an idle
  *   timeout), never after a local `close()`, code 0 (Deno) and 1006 (Bun) both read as 1006 with a
  *   {@link ConnectionError}, an idle timeout reads the same on both runtimes, and so does a message over the
- *   runtime's size limit;
+ *   runtime's size limit (on both sides: Bun's "Received too big message" reads as "message too big");
  * - the opt-in application-level heartbeat.
  *
  * @module
@@ -47,8 +47,8 @@ export interface WsConnection {
   readonly url: string;
   /** The negotiated subprotocol, `""` when none. */
   readonly protocol: string;
-  /** Server side: the upgrade request (headers, cookies, URL). Undefined on a client. */
-  readonly request: Request | undefined;
+  /** Server side: the upgrade request's headers (cookies included). Undefined on a client. */
+  readonly headers: Headers | undefined;
   /** Server side: the `context` the `onUpgrade` hook returned. Undefined on a client. */
   readonly context: unknown;
   /**
@@ -68,7 +68,7 @@ export interface MessageTransportInit {
   readonly remoteAddr: string;
   readonly url: string;
   readonly protocol: string;
-  readonly request?: Request;
+  readonly headers?: Headers;
   readonly context?: unknown;
   readonly heartbeat?: AppHeartbeat;
   /** The runtime can send a ping frame ({@link MessageTransport.pingSocket}). */
@@ -118,6 +118,8 @@ function normalise(raw: RawClose): { error?: GettyError; frame: CloseFrame } {
       frame: { code, reason: code === 1006 ? "" : raw.reason },
     };
   }
+  // Bun's own size check closes with this reason; read it like getty's own 1009.
+  if (code === 1009 && raw.reason === "Received too big message") return { frame: { code, reason: "message too big" } };
   return { frame: { code, reason: raw.reason } };
 }
 
@@ -136,7 +138,7 @@ export function transportOf(session: { readonly localAddr: string }): MessageTra
 }
 
 /**
- * The WebSocket connection under a session (URL, subprotocol, upgrade request and context, the runtime's
+ * The WebSocket connection under a session (URL, subprotocol, upgrade headers and context, the runtime's
  * buffered amount, an on-demand heartbeat), or undefined when the session is not a WebSocket session.
  *
  * @example
@@ -144,7 +146,7 @@ export function transportOf(session: { readonly localAddr: string }): MessageTra
  * import { type Session, wsConnection } from "@getty/getty";
  * function onOpen(session: Session<string | Uint8Array>) {
  *   const ws = wsConnection(session);
- *   console.log(ws?.url, ws?.protocol, ws?.request?.headers.get("cookie"));
+ *   console.log(ws?.url, ws?.protocol, ws?.headers?.get("cookie"));
  * }
  * ```
  */
@@ -155,12 +157,12 @@ export function wsConnection(session: { readonly localAddr: string }): WsConnect
 /** A WebSocket connection as a message-framed {@link Transport}. Subclasses wrap one runtime object. */
 export abstract class MessageTransport implements Transport {
   readonly framing = "message";
+  /** Every message is a fresh buffer (Bun's `uint8array` messages, one ArrayBuffer per WebSocket message event). */
+  readonly retainableChunks = true;
   readonly remoteAddr: string;
   /** A heartbeat on every cron tick: present only when the runtime can ping or the app heartbeat is on. */
   ping?: () => void;
-  readonly #localAddr: string;
   readonly #init: MessageTransportInit;
-  readonly #heartbeat: AppHeartbeat | undefined;
   #sink?: TransportSink;
   /** `close()` was called: no more I/O, no more sink calls. */
   #closed = false;
@@ -177,9 +179,7 @@ export abstract class MessageTransport implements Transport {
 
   constructor(init: MessageTransportInit) {
     this.#init = init;
-    this.#localAddr = init.localAddr;
     this.remoteAddr = init.remoteAddr;
-    this.#heartbeat = init.heartbeat;
     const heartbeat = init.heartbeat;
     if (heartbeat) this.ping = () => this.#sendQuietly(heartbeat.ping);
     else if (init.canPing) this.ping = () => this.#pingQuietly();
@@ -188,7 +188,7 @@ export abstract class MessageTransport implements Transport {
   /** Local address, `host:port` (on a client, as far as the runtime tells). */
   get localAddr(): string {
     asked = this;
-    return this.#localAddr;
+    return this.#init.localAddr;
   }
 
   /** Resolves once the runtime reports the socket closed (after the close handshake, or a loss). */
@@ -200,14 +200,14 @@ export abstract class MessageTransport implements Transport {
   get connection(): WsConnection {
     if (this.#connection) return this.#connection;
     const init = this.#init;
-    const transport = this;
+    const buffered = () => this.#closed ? 0 : this.bufferedAmount;
     this.#connection = Object.freeze({
       url: init.url,
       protocol: init.protocol,
-      request: init.request,
+      headers: init.headers,
       context: init.context,
       get bufferedAmount(): number {
-        return transport.#closed ? 0 : transport.bufferedAmount;
+        return buffered();
       },
       canPing: this.ping !== undefined,
       ping: (): boolean => {
@@ -224,7 +224,10 @@ export abstract class MessageTransport implements Transport {
   start(sink: TransportSink): void {
     if (this.#sink) return;
     this.#sink = sink;
-    this.#flush();
+    // Messages that arrived while the session was opening are delivered once it is open (a bad one then
+    // closes an open session, rather than looking like a refusal by newSession/onOpen).
+    if (this.#held.length > 0 || this.#ended) queueMicrotask(() => this.#flush());
+    else this.#flush();
   }
 
   pause(): void {
@@ -300,7 +303,7 @@ export abstract class MessageTransport implements Transport {
   /** A message arrived. */
   protected received(data: string | Uint8Array): void {
     if (this.#closed || this.#ended) return;
-    const heartbeat = this.#heartbeat;
+    const heartbeat = this.#init.heartbeat;
     if (heartbeat !== undefined && typeof data === "string") {
       if (data === heartbeat.ping) {
         this.#sendQuietly(heartbeat.pong);

@@ -34,7 +34,7 @@ export interface UpgradeAccept {
 
 /**
  * The hook's verdict: `undefined`/`true` accept; `false` refuses with 403; a `Response` refuses with that
- * response (any status but 101); an {@link UpgradeAccept} accepts with extras.
+ * response; an {@link UpgradeAccept} accepts with extras.
  */
 export type UpgradeDecision = void | boolean | Response | UpgradeAccept;
 

@@ -4,7 +4,8 @@
  * (ping frames, allowed close codes, releasing a TLS client) is passed in by the runtime adapter.
  *
  * Backpressure: `send()` returns nothing, so a write completes once `bufferedAmount` is at most
- * {@link SEND_BUDGET}; while it is above, one shared timer polls every waiting socket.
+ * {@link SEND_BUDGET}; while it is above, one shared timer polls every waiting socket (at once while they
+ * drain, backing off to every 16 ms while none does).
  *
  * @module
  */
@@ -18,16 +19,24 @@ import {
 } from "./message_transport.ts";
 import type { AppHeartbeat } from "./types.ts";
 
-/** How often a socket with a waiting write is polled, ms. */
-const POLL_MS = 2;
+/** Longest pause between two polls of the sockets with a waiting write, ms. */
+const MAX_POLL_MS = 16;
 
 const polled = new Set<StdWebSocketTransport>();
 let pollTimer: ReturnType<typeof setTimeout> | undefined;
+/** The next poll's delay: 0 while sockets drain, doubling (up to {@link MAX_POLL_MS}) while none does. */
+let pollDelay = 0;
 
 function poll(): void {
   pollTimer = undefined;
-  for (const t of polled) if (!t.pollDrain()) polled.delete(t);
-  if (polled.size > 0) pollTimer = setTimeout(poll, POLL_MS);
+  let progress = false;
+  for (const t of polled) {
+    if (t.pollDrain()) continue;
+    polled.delete(t);
+    progress = true;
+  }
+  pollDelay = progress ? 0 : Math.min(MAX_POLL_MS, Math.max(1, pollDelay * 2));
+  if (polled.size > 0) pollTimer = setTimeout(poll, pollDelay);
 }
 
 /** The message text of an `error` event (an `ErrorEvent` on Deno and Bun). */
@@ -83,6 +92,7 @@ export class StdWebSocketTransport extends MessageTransport {
         error,
         kind: error === DENO_IDLE_ERROR ? "idle" : undefined,
       });
+      this.socketClosed();
     }, { once: true });
     // Bun's client has ping/pong events (it has already answered a ping); Deno's sockets have none.
     socket.addEventListener("pong", () => this.ponged());
@@ -101,7 +111,7 @@ export class StdWebSocketTransport extends MessageTransport {
 
   protected override watchDrain(): void {
     polled.add(this);
-    pollTimer ??= setTimeout(poll, POLL_MS);
+    pollTimer ??= setTimeout(poll, pollDelay);
   }
 
   /** @internal Called by the poller; returns whether to keep polling. */

@@ -18,8 +18,8 @@ export interface AppHeartbeat {
 /** What the runtime needs to upgrade one accepted request. */
 export interface WsUpgradeRequest {
   readonly request: Request;
-  /** A copy of `request` that stays readable after the upgrade (Deno closes the original). */
-  readonly kept: Request;
+  /** A copy of the request headers that stays readable after the upgrade (Deno closes the request). */
+  readonly requestHeaders: Headers;
   /** `host:port` this side (the server's address, or the request URL's host). */
   readonly localAddr: string;
   /** `host:port` of the client. */

@@ -21,7 +21,7 @@ function respond(status: number, text: string, headers: Record<string, string> =
 }
 
 /** Whether a comma-separated header contains `token` (case-insensitive). */
-function hasToken(value: string | null, token: string): boolean {
+export function hasToken(value: string | null, token: string): boolean {
   return value !== null && value.split(",").some((v) => v.trim().toLowerCase() === token);
 }
 
@@ -119,10 +119,6 @@ export class Upgrader<P> {
       }
       if (decision === false) return this.#refuse(403, "upgrade refused");
       if (decision instanceof Response) {
-        if (decision.status === 101) {
-          getLogger().error("onUpgrade returned a 101 response; refused", { endpoint: this.#where });
-          return this.#refuse(500, "upgrade refused");
-        }
         this.#core.refused++;
         return decision;
       }
@@ -150,10 +146,14 @@ export class Upgrader<P> {
       this.#pending--;
       return true;
     };
+    // Deno's Request is closed once the response went out: keep a copy of its headers (a Request copy would
+    // drop the forbidden `Cookie` header).
+    const requestHeaders = new Headers(request.headers);
     let response: Response | undefined;
     try {
       response = runtime.upgrade({
         request,
+        requestHeaders,
         server,
         localAddr: this.#localAddr ?? new URL(request.url).host,
         remoteAddr,
