@@ -25,6 +25,7 @@ export type { EndpointOptions, EndpointStats, NewSessionCallback } from "./src/e
 export * from "./src/errors.ts";
 export { getLogger, type Logger, type LogLevel, setLogger, setLoggerLevel } from "./src/logger.ts";
 export { createMemorySessionPair, type MemoryPairOptions } from "./src/memory.ts";
+export { prometheusText, type StatsSource } from "./src/metrics.ts";
 export {
   type CloseInfo,
   type EventListener,

@@ -58,6 +58,7 @@ if (!noStatic && only !== "bun") {
   run("deno lint", deno, ["lint"]);
   run("deno check", deno, ["check", "mod.ts", "src/", "tests/", "examples/"]);
   run("deno doc --lint", deno, ["doc", "--lint", "mod.ts", "src/hono.ts"]);
+  run("deno publish --dry-run", deno, ["publish", "--dry-run", "--allow-dirty"]);
 }
 const testFiles = files.length ? files : ["tests/"];
 if (only !== "bun") {

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { prometheusText, type StatsSource } from "./metrics.ts";
 import { detectRuntime } from "./runtime/select.ts";
 import {
   bunWebSocket,
@@ -47,6 +48,7 @@ export interface HonoContextLike {
 export type SessionMiddleware = (c: HonoContextLike, next: () => Promise<void>) => Promise<Response | void>;
 
 export type { BunWebSocketOptions, BunWebSocketTable } from "./ws/bun_table.ts";
+export type { StatsSource } from "./metrics.ts";
 
 /** Whether `data` is what hono's `upgradeWebSocket` attaches (its table reads `data.events` unchecked). */
 function isHonoData(data: unknown): boolean {
@@ -116,3 +118,23 @@ export function createWebSocket(options: Omit<BunWebSocketOptions, "fallback"> =
  * timeout with pings).
  */
 export const websocket: BunWebSocketTable = createWebSocket();
+
+/**
+ * A hono route (or any `Request` handler) serving endpoint counters in the Prometheus text format.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { metricsRoute } from "@getty/getty/hono";
+ * import { TcpServer } from "@getty/getty";
+ * const server = new TcpServer({ port: 0 });
+ * const app = new Hono();
+ * app.get("/metrics", metricsRoute({ api: server }));
+ * ```
+ */
+export function metricsRoute(endpoints: Record<string, StatsSource>): () => Response {
+  return () =>
+    new Response(prometheusText(endpoints), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+}
