@@ -65,6 +65,8 @@ const SLAB_BYTES = 256 * 1024;
 
 function noop(): void {}
 
+const EMPTY = new Uint8Array(0);
+
 /** Creates an already-rejected promise that is marked handled (never an unhandled rejection). */
 export function rejected<T>(error: Error): Promise<T> {
   const p = Promise.reject(error);
@@ -91,7 +93,7 @@ export class Outbound {
   #idleWaiters: Array<() => void> = [];
   #failed = false;
   /** Where `reserve` placed the next package: the slab or a dedicated buffer. */
-  #target: Uint8Array = new Uint8Array(0);
+  #target: Uint8Array = EMPTY;
   #slab: Uint8Array | undefined;
   #slabUsed = 0;
 
@@ -233,6 +235,7 @@ export class Outbound {
     this.#queue = [];
     this.#pending = 0;
     this.#slab = undefined;
+    this.#target = EMPTY;
     for (const p of all) fail(p, error);
     this.#wakeIdle();
   }

@@ -5,9 +5,9 @@
  * second, not 100,000 timers. The timer keeps the process alive while something is scheduled (like an open
  * socket would); closed sessions leave the schedule, so a process whose sessions are closed can exit.
  *
- * Buckets are append-only arrays with lazy deletion: an item belongs to the bucket its `_bucket` names, and
- * entries left behind by a cancel or a reschedule are skipped when their bucket fires. Scheduling is an array
- * push (plus a map lookup only when the bucket changes), which keeps the per-tick cost of a session small.
+ * Buckets are append-only arrays: an item records its bucket and slot, scheduling is an array push (plus a map
+ * lookup only when the bucket changes), and a cancel or a reschedule clears the old slot, so a closed session
+ * is never kept alive by the schedule. This keeps the per-tick cost of a session small.
  *
  * @module
  */
@@ -24,13 +24,15 @@ export interface Timed {
   onTimer(now: number): void;
   /** @internal bucket key the item sits in, or undefined when not scheduled. */
   _bucket?: number;
+  /** @internal index of the item in its bucket. */
+  _slot?: number;
 }
 
 type TimerHandle = ReturnType<typeof setTimeout>;
 
 /** A process-wide bucketed timer. Use {@link scheduler}; the class is exported for tests. */
 export class Scheduler {
-  readonly #buckets = new Map<number, Timed[]>();
+  readonly #buckets = new Map<number, Array<Timed | undefined>>();
   /** Min-heap of bucket keys present in #buckets. */
   readonly #heap: number[] = [];
   #timer: TimerHandle | undefined;
@@ -42,7 +44,7 @@ export class Scheduler {
   #now = 0;
   /** The bucket used last (consecutive schedules usually target the same one). */
   #lastKey = -1;
-  #lastBucket: Timed[] | undefined;
+  #lastBucket: Array<Timed | undefined> | undefined;
   /** Reports an exception thrown by an item's onTimer. */
   onTimerError: (error: unknown) => void = () => {};
 
@@ -54,6 +56,7 @@ export class Scheduler {
     const key = Math.ceil(Math.max(at, (this.#firing ? this.#now : Date.now()) + 1) / TICK_MS) * TICK_MS;
     if (item._bucket === key) return;
     if (item._bucket === undefined) this.#count++;
+    else this.#clearSlot(item);
     item._bucket = key;
     let bucket = key === this.#lastKey ? this.#lastBucket : this.#buckets.get(key);
     if (!bucket) {
@@ -64,13 +67,21 @@ export class Scheduler {
     }
     this.#lastKey = key;
     this.#lastBucket = bucket;
+    item._slot = bucket.length;
     bucket.push(item);
+  }
+
+  /** Drops the reference the item's current bucket holds (the bucket may be firing and gone from the map). */
+  #clearSlot(item: Timed): void {
+    const bucket = item._bucket === this.#lastKey ? this.#lastBucket : this.#buckets.get(item._bucket!);
+    if (bucket && item._slot !== undefined && bucket[item._slot] === item) bucket[item._slot] = undefined;
   }
 
   /** Removes `item` from the schedule (no-op when not scheduled). */
   cancel(item: Timed): void {
     if (item._bucket === undefined) return;
-    item._bucket = undefined; // its array entry is skipped when the bucket fires
+    this.#clearSlot(item);
+    item._bucket = undefined;
     this.#count--;
     // With nothing left at all, the runtime timer is cleared so an idle process holds no timer.
     if (this.#count === 0 && !this.#firing) this.#reset();
@@ -127,7 +138,7 @@ export class Scheduler {
       // Items rescheduled while firing always land in later buckets, so this array does not grow meanwhile.
       for (let i = 0; i < bucket.length; i++) {
         const item = bucket[i];
-        if (item._bucket !== key) continue; // cancelled or moved: a stale entry
+        if (item === undefined || item._bucket !== key) continue; // cancelled or moved
         item._bucket = undefined;
         this.#count--;
         try {

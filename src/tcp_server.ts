@@ -8,7 +8,7 @@ import { type EndPoint, EndPointType } from "./endpoint.ts";
 import { EndpointCore, type EndpointOptions, type EndpointStats, type NewSessionCallback } from "./endpoint_core.ts";
 import { EndpointClosedError, InvalidOptionError } from "./errors.ts";
 import { getLogger } from "./logger.ts";
-import { checkKnownKeys, checkPort, checkString, optInt } from "./options.ts";
+import { checkKnownKeys, checkPort, checkString, optInt, optMs } from "./options.ts";
 import { runtimeAdapter } from "./runtime/select.ts";
 import type { Session } from "./session.ts";
 import type { RuntimeAdapter, ServerTlsOptions, Transport, TransportListener } from "./transport.ts";
@@ -23,11 +23,23 @@ export interface TcpServerOptions extends EndpointOptions {
   readonly tls?: ServerTlsOptions;
   /** Refuse connections beyond this many live sessions. Default unbounded. */
   readonly maxConnections?: number;
+  /** TLS: close a connection whose handshake has not completed after this many ms. Default 10,000. */
+  readonly handshakeTimeout?: number;
   /** @internal Use another adapter than the current runtime's (tests). */
   readonly adapter?: RuntimeAdapter;
 }
 
-const KNOWN = ["host", "port", "tls", "maxConnections", "session", "sessionName", "maxConcurrentHandlers", "adapter"];
+const KNOWN = [
+  "host",
+  "port",
+  "tls",
+  "maxConnections",
+  "handshakeTimeout",
+  "session",
+  "sessionName",
+  "maxConcurrentHandlers",
+  "adapter",
+];
 
 /** Validates TLS server material. */
 export function checkServerTls(where: string, tls: ServerTlsOptions | undefined): void {
@@ -62,6 +74,7 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
   readonly #port: number;
   readonly #tls: ServerTlsOptions | undefined;
   readonly #maxConnections: number;
+  readonly #handshakeTimeout: number;
   readonly #adapter: RuntimeAdapter | undefined;
   #listener: TransportListener | undefined;
   #running = false;
@@ -76,6 +89,7 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
     checkServerTls("TcpServer.tls", options.tls);
     this.#tls = options.tls;
     this.#maxConnections = optInt("TcpServer.maxConnections", options.maxConnections, Infinity, 1);
+    this.#handshakeTimeout = optMs("TcpServer.handshakeTimeout", options.handshakeTimeout, 10_000, false);
     this.#adapter = options.adapter;
     this.#core = new EndpointCore<P>("TcpServer", this, options, options.tls ? "tls-session" : "tcp-session");
   }
@@ -130,6 +144,7 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
       hostname: this.#host,
       port: this.#port,
       tls: this.#tls,
+      handshakeTimeout: this.#handshakeTimeout,
       onConnection: (transport) => this.#accept(transport, newSession),
       onAcceptError: (error) => getLogger().debug("accept failed", { server: this.id, error }),
     });

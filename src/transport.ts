@@ -128,6 +128,8 @@ export interface ListenOptions {
   readonly hostname: string;
   readonly port: number;
   readonly tls?: ServerTlsOptions;
+  /** TLS: a connection whose handshake has not completed after this many ms is closed (an accept error). */
+  readonly handshakeTimeout?: number;
   /** Called for every accepted connection. */
   readonly onConnection: (transport: Transport) => void;
   /** Called for an accept-level failure that does not stop the listener (e.g. a failed TLS handshake). */

@@ -358,12 +358,19 @@ describe(`${adapter.name} adapter: TCP`, { timeout: TEST_TIMEOUT }, () => {
     }
   });
 
-  test("writes after the peer closed reject", { timeout: TEST_TIMEOUT }, async () => {
+  test("after the peer's FIN the transport stays writable until closed locally, then writes reject", {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
     const r = new Resources();
     try {
       const p = await pair(r);
       p.server.close();
       await waitUntil(() => p.clientSink.closedCalls.length > 0, "client closed()");
+      // Half-close: the session may still flush replies to a peer that sent FIN (the kernel accepts them). On
+      // Bun the socket closes itself after FIN (allowHalfOpen false), so a write may already fail there.
+      const late = p.client.write(text("reply after FIN"));
+      if (late !== true) await late.catch(() => {});
+      p.client.close();
       await assert.rejects(async () => await p.client.write(text("nobody listens")));
     } finally {
       r.closeAll();

@@ -224,6 +224,14 @@ function listenHandlers(options: ListenOptions, pending: Set<BunSocket>): Handle
       socket.data = transport;
       if (!tls) return options.onConnection(transport);
       pending.add(socket);
+      // A peer that never completes its handshake must not hold the connection forever (slow-loris).
+      const limit = options.handshakeTimeout;
+      if (limit) {
+        const timer = setTimeout(() => {
+          acceptFailed(socket, new Error(`TLS handshake not completed within ${limit} ms`));
+        }, limit);
+        (timer as { unref?: () => void }).unref?.();
+      }
     },
     handshake(socket, success, authorizationError) {
       // Server side: no client certificate is requested, so `authorizationError` is meaningless; `success`

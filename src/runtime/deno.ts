@@ -151,7 +151,7 @@ class DenoTransport implements Transport {
       while (this.#paused && !this.#done) await this.#resumed();
       if (this.#done) return; // closed locally: Interrupted / BadResource from our own close are not reported
       if ("error" in result) return this.#end(result.error);
-      if (result.n === null) return this.#end();
+      if (result.n === null) return this.#eof();
       try {
         this.#sink!.data(this.#buf.subarray(0, result.n));
       } catch (error) {
@@ -160,7 +160,16 @@ class DenoTransport implements Transport {
     }
   }
 
-  /** The connection ended on the peer's or the network's side: release it and tell the sink once. */
+  /**
+   * The peer half-closed (EOF). The connection stays open for writing: the session flushes its replies and
+   * then calls close(). (Closing here lost the replies to the last packages of a peer that sent FIN.)
+   */
+  #eof(): void {
+    if (this.#done) return;
+    this.#sink?.closed();
+  }
+
+  /** The connection failed on the peer's or the network's side: release it and tell the sink once. */
   #end(error?: unknown): void {
     if (this.#done) return;
     this.close();
@@ -194,14 +203,24 @@ async function acceptLoop(
     // TLS: hand over the connection only once the handshake succeeded; a failed one is an accept error.
     // Deno's TlsConn has no setNoDelay.
     pending.add(conn);
+    // A peer that never completes its handshake must not hold the connection forever (slow-loris).
+    const deadline = options.handshakeTimeout
+      ? setTimeout(() => {
+        if (!pending.delete(conn)) return;
+        closeQuietly(conn);
+        options.onAcceptError(new Error(`TLS handshake not completed within ${options.handshakeTimeout} ms`));
+      }, options.handshakeTimeout)
+      : undefined;
     (conn as Deno.TlsConn).handshake().then(
       () => {
-        pending.delete(conn);
+        clearTimeout(deadline);
+        if (!pending.delete(conn)) return closeQuietly(conn);
         if (isClosed()) closeQuietly(conn);
         else options.onConnection(new DenoTransport(conn));
       },
       (error) => {
-        pending.delete(conn);
+        clearTimeout(deadline);
+        if (!pending.delete(conn)) return;
         closeQuietly(conn);
         if (!isClosed()) options.onAcceptError(error);
       },
