@@ -142,6 +142,8 @@ export class Session<P = Uint8Array> {
   #error: GettyError | undefined;
   #initiator: CloseInfo["initiator"] = "local";
   #closeFrame: CloseFrame | undefined;
+  /** A graceful close that keeps reading until the peer's FIN (see #closeWith). */
+  #lingering = false;
   #active = Date.now();
   #lastRead = this.#active;
   #nextCron = Infinity;
@@ -635,23 +637,53 @@ export class Session<P = Uint8Array> {
   }
 
   #closeWith(error: GettyError | undefined, initiator: CloseInfo["initiator"], force = false): void {
-    if (this.#state === "closing" || this.#state === "closed") return;
+    if (this.#state === "closed") return;
+    if (this.#state === "closing") {
+      // An error while lingering (bad input, broken connection) ends the linger at once.
+      if (this.#lingering && (error || force)) {
+        this.#lingering = false;
+        if (error && !this.#error) {
+          this.#error = error;
+          this.#emitError(error);
+        }
+        this.#finish();
+      }
+      return;
+    }
     this.#state = "closing";
     this.#initiator = initiator;
     if (error) {
       this.#error = error;
       this.#emitError(error);
     }
-    this.#inbound = [];
-    this.#inboundFrom = [];
-    if (this.#started && !this.#transportDead) this.#transport.pause();
-    if (force || this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
-      this.#finish();
-      return;
+    // A graceful local close of a stream lingers (see Transport.closeWrite): flush, send FIN, and keep reading
+    // until the peer's FIN, so what the peer wrote before it saw ours is still delivered, not reset away.
+    const linger = !error && !force && initiator === "local" && this.#started && !this.#transportDead &&
+      this.#framing === "stream" && this.#transport.closeWrite !== undefined && this.#config.waitTime > 0;
+    if (!linger) {
+      this.#inbound = [];
+      this.#inboundFrom = [];
+      if (this.#started && !this.#transportDead) this.#transport.pause();
+      if (force || this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
+        this.#finish();
+        return;
+      }
     }
     this.#closeDeadline = Date.now() + this.#config.waitTime;
     this.#schedule(this.#closeDeadline);
+    if (linger) {
+      this.#lingering = true;
+      this.#out.idle().then(() => {
+        if (this.#state === "closing" && !this.#transportDead) this.#transport.closeWrite!();
+      });
+      return; // finished by the peer's FIN (sink.closed) or at the deadline
+    }
     this.#out.idle().then(() => this.#finish());
+  }
+
+  /** Whether received data is still decoded and delivered: while open, and while lingering in a close. */
+  get #reading(): boolean {
+    return this.#state === "open" || (this.#state === "closing" && this.#lingering);
   }
 
   #finish(): void {
@@ -760,6 +792,13 @@ export class Session<P = Uint8Array> {
     pong: () => this.updateActive(),
     closed: (error, frame) => {
       if (frame) this.#closeFrame = frame;
+      if (this.#lingering) {
+        // The peer's FIN (or failure) ends the linger, once what it sent before is handled.
+        if (error !== undefined) this.#transportDead = true;
+        if (error === undefined && (this.#busy || this.#inbound.length > 0)) this.#eofPending = true;
+        else this.#finish();
+        return;
+      }
       if (error === undefined) {
         if (this.#busy || this.#inbound.length > 0) this.#eofPending = true;
         else this.#closeWith(undefined, "peer");
@@ -771,7 +810,7 @@ export class Session<P = Uint8Array> {
   };
 
   #onData(chunk: Uint8Array | string, from?: PeerAddress): void {
-    if (this.#state !== "open") return;
+    if (!this.#reading) return;
     this.#lastRead = Date.now();
     this.#readBytes += chunk.length;
     if (this.#framing !== "stream") {
@@ -799,7 +838,7 @@ export class Session<P = Uint8Array> {
       this.#accLen = 0;
       this.#need = 0;
       this.#decodeFrom(frame);
-      if (this.#state !== "open") return;
+      if (!this.#reading) return;
       data = chunk.subarray(take);
       if (this.#accLen > 0) {
         // The reader left part of that frame undecoded (it declared less than it needed): keep it in front.
@@ -824,7 +863,7 @@ export class Session<P = Uint8Array> {
     const max = this.#config.maxMsgLen;
     this.#need = 0;
     let off = 0;
-    while (off < data.length && this.#state === "open") {
+    while (off < data.length && this.#reading) {
       const rest = off === 0 ? data : data.subarray(off);
       let r: ReadResult<P>;
       try {
@@ -865,7 +904,7 @@ export class Session<P = Uint8Array> {
       off += length;
       this.#deliver(r.pkg, undefined);
     }
-    if (this.#state !== "open" || off === data.length) return;
+    if (!this.#reading || off === data.length) return;
     this.#acc.push(off === 0 ? data : data.subarray(off));
     this.#accLen = data.length - off;
   }
@@ -975,7 +1014,7 @@ export class Session<P = Uint8Array> {
 
   #drainInbound(): void {
     while (!this.#busy && this.#inbound.length > 0) {
-      if (this.#state !== "open" && !this.#eofPending) {
+      if (!this.#reading && !this.#eofPending) {
         this.#inbound = [];
         this.#inboundFrom = [];
         break;
@@ -993,7 +1032,8 @@ export class Session<P = Uint8Array> {
     if (this.#inbound.length > 0) return;
     if (this.#eofPending) {
       this.#eofPending = false;
-      this.#closeWith(undefined, "peer");
+      if (this.#lingering) this.#finish();
+      else this.#closeWith(undefined, "peer");
       return;
     }
     this.#maybeResume();
@@ -1006,7 +1046,7 @@ export class Session<P = Uint8Array> {
   }
 
   #maybeResume(): void {
-    if (!this.#readPaused || this.#state !== "open") return;
+    if (!this.#readPaused || !this.#reading) return;
     if (this.#inbound.length >= this.#config.inboundQueueLimit) return;
     if (this.#readableController && (this.#readableController.desiredSize ?? 1) <= 0) return;
     this.#readPaused = false;

@@ -86,6 +86,12 @@ export interface Transport {
    */
   write(chunk: Uint8Array | string, to?: PeerAddress): true | Promise<void>;
   /**
+   * Optional half-close: sends FIN after the bytes already accepted, and keeps reading. A graceful local close
+   * uses it to linger: it flushes, half-closes, then keeps delivering what the peer sent until the peer's own
+   * FIN (or waitTime), so nothing the peer wrote before it saw our FIN is lost to a reset.
+   */
+  closeWrite?(): void;
+  /**
    * Optional heartbeat, called on every cron tick of the session (a WebSocket ping where the runtime can send
    * one). Sessions with a `ping` are scheduled for cron even without an `onCron` listener.
    */

@@ -644,7 +644,8 @@ describe("review: inbound dispatch and streams", () => {
     let handledByC = 0;
     let running = 0;
     let peak = 0;
-    const server = new TcpServer<Uint8Array>({ port: 0, maxConcurrentHandlers: 1 });
+    // A graceful close lingers to deliver what was received (bounded by waitTime): keep that bound short here.
+    const server = new TcpServer<Uint8Array>({ port: 0, maxConcurrentHandlers: 1, session: { waitTime: 300 } });
     const serverSessions: Session<Uint8Array>[] = [];
     await server.runEventLoop((s) => {
       serverSessions.push(s);

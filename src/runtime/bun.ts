@@ -105,6 +105,12 @@ class BunTransport implements Transport {
     this.#failWrite(closedError());
   }
 
+  /** Half-close: FIN after the bytes already accepted (`shutdown`, not `end`, which also stops reading). */
+  closeWrite(): void {
+    if (this.#done) return;
+    this.#socket.shutdown();
+  }
+
   /** Closes abruptly (RST); used for connections that never reached the session. */
   terminate(): void {
     this.#done = true;

@@ -113,6 +113,12 @@ class DenoTransport implements Transport {
     this.#rejectWrite?.(closedError());
   }
 
+  /** Half-close: FIN after the bytes already written; reading goes on. */
+  closeWrite(): void {
+    if (this.#done) return;
+    this.#conn.closeWrite().catch(() => {});
+  }
+
   async #writeAll(chunk: Uint8Array): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
