@@ -60,8 +60,10 @@ interface Pending {
 
 /** Largest coalesced write for stream transports; a single larger package is written alone. */
 const MAX_BATCH = 256 * 1024;
-/** Slab size for in-place encoding; packages above a quarter of it get their own buffer. */
+/** Largest slab for in-place encoding; packages above a quarter of it get their own buffer. */
 const SLAB_BYTES = 256 * 1024;
+/** Smallest slab: slabs follow the traffic (twice the last batch) and are dropped when the queue drains. */
+const MIN_SLAB_BYTES = 1024;
 
 function noop(): void {}
 
@@ -96,6 +98,8 @@ export class Outbound {
   #target: Uint8Array = EMPTY;
   #slab: Uint8Array | undefined;
   #slabUsed = 0;
+  /** Bytes of the last flushed batch: the next slab is sized from it. */
+  #lastBatch = 0;
 
   /** Creates the buffer for `transport`. */
   constructor(transport: Transport, host: OutboundHost, limits: OutboundLimits) {
@@ -133,7 +137,11 @@ export class Outbound {
       return 0;
     }
     if (!this.#slab || this.#slabUsed + len > this.#slab.length) {
-      this.#slab = new Uint8Array(SLAB_BYTES);
+      const size = Math.min(
+        SLAB_BYTES,
+        Math.max(MIN_SLAB_BYTES, len, this.#lastBatch * 2, (this.#slab?.length ?? 0) * 2),
+      );
+      this.#slab = new Uint8Array(size);
       this.#slabUsed = 0;
     }
     this.#target = this.#slab;
@@ -344,6 +352,7 @@ export class Outbound {
 
   #complete(batch: Pending[], bytes: number, pkgs: number): void {
     this.#pending -= bytes;
+    this.#lastBatch = bytes;
     for (const p of batch) {
       if (p.resolve) {
         const n = p.end - p.start;
@@ -356,7 +365,11 @@ export class Outbound {
 
   #afterDrain(): void {
     if (!this.#writable && this.#pending <= this.limits.lowWaterMark) this.#setWritable(true);
-    if (this.#pending === 0) this.#wakeIdle();
+    if (this.#pending === 0) {
+      // Nothing queued: an idle session holds no slab (the next burst gets one sized to the traffic).
+      this.#slab = undefined;
+      this.#wakeIdle();
+    }
   }
 
   #setWritable(writable: boolean): void {
