@@ -1,0 +1,685 @@
+// The benchmark driver: library echo server vs. a raw echo server on the same runtime, same machine, same run.
+//
+//   node bench/run.mjs --runtime deno|bun [--quick] [--runs N] [--warmup S] [--duration S]
+//                      [--configs latency,small,large,idle,cron] [--idle-conns N] [--cron-duration S]
+//                      [--transport tcp] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES]
+//
+// See bench/README.md for the method. Writes bench/results/<runtime>.md (the table) and <runtime>.json (every run).
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(benchDir);
+const buildDir = path.join(benchDir, ".build");
+const loadgenBin = path.join(buildDir, "loadgen");
+
+// ---- options ---------------------------------------------------------------------------------------------------
+
+const { values: opt } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    runtime: { type: "string" },
+    transport: { type: "string", default: "tcp" },
+    quick: { type: "boolean", default: false },
+    runs: { type: "string" },
+    warmup: { type: "string" },
+    duration: { type: "string" },
+    configs: { type: "string" },
+    "idle-conns": { type: "string" },
+    "cron-duration": { type: "string" },
+    "no-pin": { type: "boolean", default: false },
+    "raw-read-buf": { type: "string" },
+    nice: { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (opt.help || (opt.runtime !== "deno" && opt.runtime !== "bun")) {
+  console.error(
+    "usage: node bench/run.mjs --runtime deno|bun [--quick] [--runs N] [--warmup S] [--duration S]\n" +
+      "                          [--configs latency,small,large,idle,cron] [--idle-conns N] [--cron-duration S]\n" +
+      "                          [--transport tcp] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES (deno)]",
+  );
+  process.exit(opt.help ? 0 : 2);
+}
+const runtime = opt.runtime;
+const quick = opt.quick;
+const RUNS = Number(opt.runs ?? (quick ? 3 : 5));
+const WARMUP = Number(opt.warmup ?? (quick ? 0.5 : 1));
+const DURATION = Number(opt.duration ?? (quick ? 2 : 5));
+const IDLE_CONNS = Number(opt["idle-conns"] ?? (quick ? 5000 : 10000));
+const CRON_DURATION = Number(opt["cron-duration"] ?? (quick ? 2 : 10));
+const CONFIGS = (opt.configs ?? "latency,small,large,idle,cron").split(",").map((s) => s.trim()).filter(Boolean);
+const outDir = opt.out ?? path.join(benchDir, "results");
+
+// Load configurations (loadgen: connections × pipeline depth × payload size).
+const LOADS = {
+  latency: { label: "latency (1 conn × depth 1 × 64 B)", conns: 1, depth: 1, size: 64, throughputTarget: false },
+  small: { label: "small (50 conns × depth 16 × 64 B)", conns: 50, depth: 16, size: 64, throughputTarget: true },
+  large: { label: "large (10 conns × depth 4 × 16 KiB)", conns: 10, depth: 4, size: 16384, throughputTarget: true },
+};
+for (const c of CONFIGS) {
+  if (!(c in LOADS) && c !== "idle" && c !== "cron") fail(`unknown config ${c}`);
+}
+
+// Transport-specific parts: the servers to compare and what the load generator needs. Only TCP exists today.
+const TRANSPORTS = {
+  tcp: {
+    servers: {
+      raw: { deno: "bench/raw_echo_deno.ts", bun: "bench/raw_echo_bun.ts" },
+      library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
+    },
+    serverArgs: ["--transport", "tcp"],
+    loadgenArgs: ["--transport", "tcp"],
+    idle: true, // idle-session memory is measured with connections
+  },
+  // TODO(ws): servers: raw Deno.serve/upgradeWebSocket and Bun.serve echo, library echo_server --transport ws;
+  //   loadgenArgs: ["--transport", "ws", "--path", "/"] once loadgen.c speaks WebSocket; idle: true.
+  // TODO(udp): servers: raw Deno.listenDatagram (--unstable-net) / Bun.udpSocket echo, library --transport udp;
+  //   loadgen: one package per datagram, report loss separately; idle: false (no connections; measure per-peer
+  //   session state instead).
+};
+const transport = TRANSPORTS[opt.transport];
+if (!transport) fail(`--transport ${opt.transport} is not implemented yet (tcp only; ws and udp are TODO)`);
+
+const SERVERS = ["raw", "library"];
+/** Scheduling priority of the servers and the load generator (`nice -n`; negative needs root). */
+const NICE = Number(opt.nice ?? 0);
+const pin = !opt["no-pin"] && which("taskset") !== undefined && os.cpus().length >= 2;
+const SERVER_CPU = "0";
+const LOADGEN_CPU = "1";
+
+function fail(message) {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+function which(cmd) {
+  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+const t0 = Date.now();
+const log = (line) => process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s ${line}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- machine, runtimes, build ----------------------------------------------------------------------------------
+
+function runtimeBin(name) {
+  const local = path.join(root, ".tools", "node_modules", ".bin", name);
+  return existsSync(local) ? local : (which(name) ?? fail(`${name} not found (npm run setup installs it)`));
+}
+const bins = { deno: runtimeBin("deno"), bun: runtimeBin("bun") };
+
+function machine() {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? "?";
+  const mem = readFileSync("/proc/meminfo", "utf8").match(/^MemTotal:\s*(\d+)/m)?.[1];
+  const version = (bin, args) => execFileSync(bin, args, { encoding: "utf8" }).split("\n")[0].trim();
+  return {
+    nproc: os.cpus().length,
+    cpu: model,
+    memGiB: mem ? (Number(mem) / 1048576).toFixed(1) : "?",
+    kernel: os.release(),
+    runtime: runtime === "deno" ? version(bins.deno, ["--version"]) : `bun ${version(bins.bun, ["--version"])}`,
+    gcc: version("gcc", ["--version"]),
+    node: process.version,
+    library: gitInfo(),
+    pinned: (pin ? `server on CPU ${SERVER_CPU}, loadgen on CPU ${LOADGEN_CPU} (taskset)` : "not pinned") +
+      (NICE !== 0 ? `, nice ${NICE}` : ""),
+  };
+}
+
+/** The library version measured: commit, and whether src/ or examples/ differ from it. */
+function gitInfo() {
+  const git = (...args) => spawnSync("git", args, { cwd: root, encoding: "utf8" }).stdout?.trim() ?? "";
+  const commit = git("rev-parse", "--short", "HEAD") || "unknown";
+  const dirty = git("status", "--porcelain", "--", "src", "examples", "mod.ts") !== "";
+  return `${commit}${dirty ? " + uncommitted changes in src/ or examples/" : ""}`;
+}
+
+function buildLoadgen() {
+  const src = path.join(benchDir, "loadgen.c");
+  if (existsSync(loadgenBin) && statSync(loadgenBin).mtimeMs >= statSync(src).mtimeMs) return;
+  mkdirSync(buildDir, { recursive: true });
+  log(`[bench] building ${path.relative(root, loadgenBin)}`);
+  execFileSync("gcc", ["-O2", "-Wall", "-o", loadgenBin, src], { stdio: "inherit" });
+}
+
+// ---- processes -------------------------------------------------------------------------------------------------
+
+/** Spawns `argv` with a raised fd limit, pinned to `cpu` when pinning; the child pid is the program's own pid. */
+function spawnPinned(argv, cpu, options = {}) {
+  const niced = NICE !== 0 ? ["nice", "-n", String(NICE), ...argv] : argv;
+  const pinned = pin ? ["taskset", "-c", cpu, ...niced] : niced;
+  const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+  return spawn("sh", ["-c", script, "sh", ...pinned], { cwd: root, ...options });
+}
+
+/** Collects a child's output line by line. */
+function lines(stream, onLine) {
+  let buf = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+}
+
+function exited(child) {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+function waitExit(child, ms) {
+  if (exited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+}
+
+/** Starts an echo server and resolves once it printed `listening <transport> host:port`. */
+async function startServer(kind, { gcHook = false } = {}) {
+  const file = transport.servers[kind][runtime];
+  // The idle test preloads bench/gc_hook.ts (SIGUSR2 = full GC) into either server, so RSS can be read after a GC.
+  const hook = runtime === "deno" ? ["--v8-flags=--expose-gc", "--preload", "bench/gc_hook.ts"] : [
+    "--preload",
+    "./bench/gc_hook.ts",
+  ];
+  const cmd = runtime === "deno"
+    ? [bins.deno, "run", "-A", ...(gcHook ? hook : []), file]
+    : [bins.bun, ...(gcHook ? hook : []), file];
+  const argv = [...cmd, ...transport.serverArgs, "--host", "127.0.0.1", "--port", "0"];
+  // Deno's raw server reads into a per-connection buffer; by default as large as the library adapter's (64 KiB).
+  if (kind === "raw" && runtime === "deno" && opt["raw-read-buf"]) argv.push("--read-buf", opt["raw-read-buf"]);
+  const child = spawnPinned(argv, SERVER_CPU, { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+  const gcWaiters = [];
+  const port = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${kind} server did not start in 30 s: ${stderr}`)), 30000);
+    lines(child.stdout, (line) => {
+      if (line.startsWith("bench-gc-")) return gcWaiters.shift()?.(line === "bench-gc-done");
+      const m = line.match(/^listening \w+ \S+:(\d+)$/);
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(t);
+      reject(new Error(`${kind} server exited (${code}) before listening: ${stderr}`));
+    });
+  });
+  /** Asks the server for a full GC (gc_hook.ts); resolves true once done, false if unavailable or too slow. */
+  const gc = () =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), 20000);
+      gcWaiters.push((ok) => {
+        clearTimeout(t);
+        resolve(ok);
+      });
+      child.kill("SIGUSR2");
+    });
+  return { child, pid: child.pid, port, kind, stderr: () => stderr, gc };
+}
+
+async function stopServer(server) {
+  if (exited(server.child)) return;
+  server.child.kill("SIGTERM");
+  if (!(await waitExit(server.child, 5000))) {
+    server.child.kill("SIGKILL");
+    await waitExit(server.child, 5000);
+  }
+}
+
+/** Runs the load generator to completion and returns its JSON result. */
+function loadgen(args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawnPinned([loadgenBin, ...args], LOADGEN_CPU, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code, signal) => {
+      clearTimeout(t);
+      const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+      if (!last) {
+        return resolve({ errors: 1, first_error: `loadgen exited ${code ?? signal} without a result: ${err}` });
+      }
+      resolve(JSON.parse(last));
+    });
+  });
+}
+
+function rssKiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s*(\d+) kB/m);
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+// ---- measurements ----------------------------------------------------------------------------------------------
+
+async function loadRun(kind, load) {
+  const server = await startServer(kind);
+  try {
+    await sleep(200);
+    const args = [
+      ...transport.loadgenArgs,
+      ...["--port", String(server.port), "--conns", String(load.conns), "--depth", String(load.depth)],
+      ...["--size", String(load.size), "--warmup", String(WARMUP), "--duration", String(DURATION)],
+      ...["--server-pid", String(server.pid)],
+    ];
+    const r = await loadgen(args, (WARMUP + DURATION + 30) * 1000);
+    if (exited(server.child)) {
+      r.errors = (r.errors ?? 0) + 1;
+      r.first_error = `server died (${server.child.exitCode ?? server.child.signalCode}): ${server.stderr()}`;
+    }
+    return r;
+  } finally {
+    await stopServer(server);
+  }
+}
+
+/** RSS after a full GC in the server and a short pause (NaN when the GC hook did not answer). */
+async function rssAfterGc(server) {
+  const ok = await server.gc();
+  await sleep(500);
+  return ok ? rssKiB(server.pid) : NaN;
+}
+
+async function idleRun(kind) {
+  const server = await startServer(kind, { gcHook: true });
+  try {
+    // Warm the accept/read/write path first (JIT, runtime pools), so the measurement is per-session state.
+    const warm = await loadgen(["--idle", "200", "--port", String(server.port), "--hold", "0"], 60000);
+    if (warm.errors) return { errors: warm.errors, first_error: `warm-up: ${warm.first_error}` };
+    await sleep(1500);
+    const before = await rssAfterGc(server);
+    const child = spawnPinned(
+      [loadgenBin, "--idle", String(IDLE_CONNS), "--port", String(server.port), "--hold", "300"],
+      LOADGEN_CPU,
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    const results = [];
+    let waiter;
+    lines(child.stdout, (line) => {
+      if (!line.startsWith("{")) return;
+      results.push(JSON.parse(line));
+      waiter?.();
+    });
+    const ready = await new Promise((resolve) => {
+      waiter = () => resolve(results[0]);
+      setTimeout(() => resolve(undefined), 150000);
+      child.once("exit", () => resolve(results[0]));
+    });
+    if (!ready || ready.errors) {
+      child.kill("SIGKILL");
+      return { errors: 1, first_error: ready?.first_error ?? "idle loadgen failed" };
+    }
+    await sleep(2000);
+    const samples = [];
+    for (let i = 0; i < 5; i++) {
+      samples.push(rssKiB(server.pid));
+      await sleep(200);
+    }
+    const after = median(samples);
+    const afterGc = await rssAfterGc(server);
+    child.stdin.end(); // tells the loadgen to reset every connection
+    await waitExit(child, 30000);
+    const closed = results.find((r) => r.phase === "closed");
+    await sleep(1500);
+    const afterClose = rssKiB(server.pid);
+    const errors = (closed?.errors ?? 1) + (exited(server.child) ? 1 : 0);
+    return {
+      errors,
+      first_error: closed?.first_error ||
+        (exited(server.child)
+          ? `server died (${server.child.exitCode ?? server.child.signalCode}): ${server.stderr()}`
+          : ""),
+      sessions: ready.ready,
+      setup_s: ready.setup_s,
+      rss_before_kib: before,
+      rss_idle_kib: after,
+      rss_after_close_kib: afterClose,
+      rss_idle_gc_kib: afterGc,
+      bytes_per_session_nogc: ((after - before) * 1024) / ready.ready,
+      bytes_per_session: ((afterGc - before) * 1024) / ready.ready,
+    };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+function cronRun() {
+  const file = "bench/cron.ts";
+  const cmd = runtime === "deno" ? [bins.deno, "run", "-A", "--v8-flags=--expose-gc", file] : [bins.bun, file];
+  return new Promise((resolve) => {
+    const child = spawnPinned([...cmd, "--json", "--duration", String(CRON_DURATION)], SERVER_CPU, {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const t = setTimeout(() => child.kill("SIGKILL"), (CRON_DURATION * 3 + 120) * 1000);
+    child.on("exit", (code) => {
+      clearTimeout(t);
+      const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+      resolve(last ? JSON.parse(last) : { error: `cron.ts exited ${code}: ${err.slice(-2000)}` });
+    });
+  });
+}
+
+/**
+ * CPU time other processes took on the two benchmark cores during the window, as a share of one core: busy time
+ * of the server's core minus the server's own CPU, plus the same for the load generator. (This is a shared
+ * machine; a disturbed run is retried.) Undefined when not pinned.
+ */
+function interference(r) {
+  if (!pin || !r.cpu_busy_s || !(r.seconds > 0)) return undefined;
+  const server = r.cpu_busy_s[Number(SERVER_CPU)] - r.server_cpu_s;
+  const lg = r.cpu_busy_s[Number(LOADGEN_CPU)] - r.loadgen_cpu_s;
+  return Math.max(0, server) / r.seconds + Math.max(0, lg) / r.seconds;
+}
+const DISTURBED = 0.1;
+/** Retries of one disturbed run, and of all runs together (keeps the total time bounded on a busy machine). */
+const RETRIES = 1;
+let retryBudget = quick ? 4 : 10;
+
+// ---- statistics and report -------------------------------------------------------------------------------------
+
+function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
+const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+const fmtRatio = (x) => (Number.isFinite(x) ? `${x.toFixed(3)}×` : "n/a");
+const verdict = (ok) => (ok === undefined ? "" : ok ? "ok" : "**over target**");
+
+function summarize(results) {
+  const rows = [];
+  // Medians over the valid undisturbed runs when there are at least 3 (or all runs when fewer were made),
+  // else over every valid run (flagged below the table).
+  const valid = (runs) => {
+    const ok = runs.filter((r) => !r.errors);
+    const clean = ok.filter((r) => !r.disturbed);
+    return clean.length >= Math.min(3, runs.length) ? clean : ok;
+  };
+  for (const [name, load] of Object.entries(LOADS)) {
+    const byKind = results.loads[name];
+    if (!byKind) continue;
+    const m = {};
+    for (const kind of SERVERS) {
+      const v = valid(byKind[kind]);
+      m[kind] = {
+        n: v.length,
+        of: byKind[kind].length,
+        disturbed: v.filter((r) => r.disturbed).length,
+        mps: median(v.map((r) => r.msgs_per_s)),
+        mbps: median(v.map((r) => r.mb_per_s)),
+        p50: median(v.map((r) => r.lat_us.p50)),
+        p99: median(v.map((r) => r.lat_us.p99)),
+        cpu: median(v.map((r) => r.server_cpu_s_per_mpkg)),
+        cpuShare: median(v.map((r) => r.server_cpu_s / r.seconds)),
+        lgShare: median(v.map((r) => r.loadgen_cpu_s / r.seconds)),
+        clientReadsPerMsg: median(v.map((r) => r.client_reads_per_msg)),
+      };
+    }
+    const { raw, library: lib } = m;
+    const tput = lib.mps / raw.mps;
+    const p99 = lib.p99 / raw.p99;
+    const cpu = lib.cpu / raw.cpu;
+    rows.push({
+      name,
+      label: load.label,
+      m,
+      cells: [
+        [
+          "throughput (msgs/s)",
+          fmtInt(raw.mps),
+          fmtInt(lib.mps),
+          fmtRatio(tput),
+          load.throughputTarget ? "≥ 0.95×" : "—",
+          load.throughputTarget ? tput >= 0.95 : undefined,
+        ],
+        ["payload MB/s", fmt(raw.mbps, 1), fmt(lib.mbps, 1), fmtRatio(lib.mbps / raw.mbps), "—", undefined],
+        ["latency p50 (µs)", fmt(raw.p50), fmt(lib.p50), fmtRatio(lib.p50 / raw.p50), "—", undefined],
+        ["latency p99 (µs)", fmt(raw.p99), fmt(lib.p99), fmtRatio(p99), "≤ 1.1×", p99 <= 1.1],
+        ["server CPU s / Mpkg", fmt(raw.cpu, 3), fmt(lib.cpu, 3), fmtRatio(cpu), "≤ 1.1×", cpu <= 1.1],
+        [
+          "server CPU (cores busy)",
+          fmt(raw.cpuShare, 2),
+          fmt(lib.cpuShare, 2),
+          fmtRatio(lib.cpuShare / raw.cpuShare),
+          "—",
+          undefined,
+        ],
+      ],
+    });
+  }
+  return rows;
+}
+
+function report(results, info, elapsedS) {
+  const out = [];
+  out.push(`# getty-ts benchmark: ${runtime}, ${opt.transport.toUpperCase()}`);
+  out.push("");
+  out.push(
+    `${new Date(results.started).toISOString()} · library ${info.library} · ${info.runtime} · ` +
+      `${info.nproc} × ${info.cpu} · ` +
+      `${info.memGiB} GiB · Linux ${info.kernel} · ${info.pinned} · ${RUNS} runs per server per load, ` +
+      `interleaved raw/library, medians · warm-up ${WARMUP} s + ${DURATION} s measured per run` +
+      `${quick ? " · **--quick**" : ""} · total ${fmt(elapsedS / 60, 1)} min`,
+  );
+  out.push("");
+  out.push("| load | metric | raw | library | library/raw | target | |");
+  out.push("| --- | --- | ---: | ---: | ---: | --- | --- |");
+  const rows = summarize(results);
+  for (const row of rows) {
+    for (const [i, c] of row.cells.entries()) {
+      out.push(`| ${i === 0 ? row.label : ""} | ${c[0]} | ${c[1]} | ${c[2]} | ${c[3]} | ${c[4]} | ${verdict(c[5])} |`);
+    }
+  }
+  if (results.idle) {
+    const v = (kind) => results.idle[kind].filter((r) => !r.errors);
+    const n = median([...v("raw"), ...v("library")].map((r) => r.sessions));
+    const signed = (d) => (Number.isFinite(d) ? `${d >= 0 ? "+" : ""}${fmtInt(d)} B` : "n/a");
+    for (
+      const [key, label, target] of [
+        ["bytes_per_session", "RSS per idle session, after a full GC (B)", true],
+        ["bytes_per_session_nogc", "RSS per idle session, no forced GC (B)", false],
+      ]
+    ) {
+      const raw = median(v("raw").map((r) => r[key]));
+      const lib = median(v("library").map((r) => r[key]));
+      out.push(
+        `| ${target ? `idle (${fmtInt(n)} conns)` : ""} | ${label} | ${fmtInt(raw)} | ${fmtInt(lib)} | ` +
+          `${signed(lib - raw)} | ${target ? "≤ raw + 2,048 B" : "—"} | ${target ? verdict(lib - raw <= 2048) : ""} |`,
+      );
+    }
+  }
+  if (results.cron) {
+    const c = results.cron;
+    if (c.error) out.push(`| cron | CPU of 100,000 sessions' 1 s cron | | error | | < 5 % | ${c.error} |`);
+    else {
+      out.push(
+        `| cron (${fmtInt(c.sessions)} sessions, ${c.periodMs} ms, memory transport) | CPU, % of one core | | ` +
+          `${fmt(c.costPct, 2)} % | | < 5 % | ${verdict(c.costPct < 5)} |`,
+      );
+    }
+  }
+  out.push("");
+  // Validity notes.
+  const notes = [];
+  for (const row of rows) {
+    for (const kind of SERVERS) {
+      const { n, of, lgShare, disturbed } = row.m[kind];
+      if (n < of) {
+        notes.push(`${row.name}/${kind}: medians over ${n} of ${of} runs (invalid or disturbed ones left out)`);
+      }
+      if (disturbed > 0) notes.push(`${row.name}/${kind}: ${disturbed} disturbed run(s) used in the medians`);
+      if (lgShare > 0.9) {
+        notes.push(
+          `${row.name}/${kind}: load generator used ${fmt(lgShare * 100, 0)} % of its core (may be the limit)`,
+        );
+      }
+    }
+  }
+  if (results.idle) {
+    for (const kind of SERVERS) {
+      const bad = results.idle[kind].filter((r) => r.errors);
+      if (bad.length) notes.push(`idle/${kind}: ${bad.length} runs invalid: ${bad[0].first_error}`);
+    }
+  }
+  for (const [name, byKind] of Object.entries(results.loads)) {
+    for (const kind of SERVERS) {
+      for (const r of byKind[kind]) if (r.errors) notes.push(`${name}/${kind} invalid run: ${r.first_error}`);
+    }
+  }
+  out.push(notes.length ? notes.map((n) => `- ${n}`).join("\n") : "All runs valid (no errors, no mismatches).");
+  out.push("");
+  out.push(
+    "Per-run values (msgs/s · p99 µs · server CPU s/Mpkg; “disturbed” = other processes took more than 10 % of a " +
+      "benchmark core during the window even after a retry):",
+  );
+  out.push("");
+  for (const [name, byKind] of Object.entries(results.loads)) {
+    for (const kind of SERVERS) {
+      const runs = byKind[kind].map((r) =>
+        r.errors ? "invalid" : `${fmtInt(r.msgs_per_s)} · ${fmt(r.lat_us.p99)} · ${fmt(r.server_cpu_s_per_mpkg, 3)}` +
+          (r.disturbed ? ` (disturbed: ${fmt(r.foreign * 100, 0)} %)` : "")
+      );
+      out.push(`- ${name} / ${kind}: ${runs.join(" | ")}`);
+    }
+  }
+  if (results.idle) {
+    for (const kind of SERVERS) {
+      const runs = results.idle[kind].map((r) =>
+        r.errors
+          ? "invalid"
+          : `${fmtInt(r.bytes_per_session)} B/session after GC, ${fmtInt(r.bytes_per_session_nogc)} without ` +
+            `(RSS KiB: ${fmtInt(r.rss_before_kib)} before, ${fmtInt(r.rss_idle_kib)} idle, ${
+              fmtInt(r.rss_idle_gc_kib)
+            } ` +
+            `idle after GC, ${fmtInt(r.rss_after_close_kib)} after close)`
+      );
+      out.push(`- idle / ${kind}: ${runs.join(" | ")}`);
+    }
+  }
+  if (results.cron && !results.cron.error) {
+    const c = results.cron;
+    out.push(
+      `- cron: process ${fmt(c.cronPct, 2)} % with cron vs ${fmt(c.baselinePct, 2)} % / ${fmt(c.baseline2Pct, 2)} % ` +
+        `with the same sessions and cron off before / after (idle process ${fmt(c.idlePct, 2)} %); ` +
+        `${fmtInt(c.cronCallsPerS)} onCron/s ` +
+        `(${fmt(c.cronCallsRatio * 100, 1)} % of expected); worst 10 ms-probe lag ${c.maxLagMs.cron} ms ` +
+        `(baseline ${c.maxLagMs.baseline} ms); RSS ${c.rssMiB} MiB; window ${c.windowS} s`,
+    );
+  }
+  out.push("");
+  return out.join("\n");
+}
+
+// ---- main ------------------------------------------------------------------------------------------------------
+
+const started = Date.now();
+buildLoadgen();
+const info = machine();
+log(`[bench] ${info.runtime} · ${info.nproc} × ${info.cpu} · ${info.pinned}`);
+const results = {
+  started,
+  runtime,
+  transport: opt.transport,
+  machine: info,
+  options: { RUNS, WARMUP, DURATION },
+  loads: {},
+};
+
+for (const name of CONFIGS.filter((c) => c in LOADS)) {
+  const load = LOADS[name];
+  results.loads[name] = { raw: [], library: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const kind of SERVERS) {
+      let r;
+      for (let attempt = 0;; attempt++) {
+        if (attempt > 0) {
+          log(`[bench] ${name} ${kind}: other processes used ${fmt(r.foreign * 100, 0)} % of our cores; retrying`);
+          await sleep(3000);
+        }
+        r = await loadRun(kind, load).catch((e) => ({ errors: 1, first_error: String(e?.message ?? e) }));
+        r.foreign = interference(r);
+        if (r.errors || !(r.foreign > DISTURBED) || retryBudget <= 0 || attempt === RETRIES) break;
+        retryBudget--;
+      }
+      r.disturbed = r.foreign > DISTURBED;
+      results.loads[name][kind].push(r);
+      log(
+        `[bench] ${name} run ${i + 1}/${RUNS} ${kind.padEnd(7)} ` +
+          (r.errors
+            ? `INVALID: ${r.first_error}`
+            : `${fmtInt(r.msgs_per_s)} msgs/s, p50 ${fmt(r.lat_us.p50)} µs, p99 ${fmt(r.lat_us.p99)} µs, ` +
+              `server ${fmt(r.server_cpu_s_per_mpkg, 3)} CPU s/Mpkg (${fmt(r.server_cpu_s / r.seconds, 2)} cores), ` +
+              `loadgen ${fmt((r.loadgen_cpu_s / r.seconds) * 100, 0)} %, foreign ${
+                fmt((r.foreign ?? NaN) * 100, 0)
+              } %`),
+      );
+    }
+  }
+}
+
+if (CONFIGS.includes("idle") && transport.idle) {
+  results.idle = { raw: [], library: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const kind of SERVERS) {
+      const r = await idleRun(kind).catch((e) => ({ errors: 1, first_error: String(e?.message ?? e) }));
+      results.idle[kind].push(r);
+      log(
+        `[bench] idle run ${i + 1}/${RUNS} ${kind.padEnd(7)} ` +
+          (r.errors
+            ? `INVALID: ${r.first_error}`
+            : `${fmtInt(r.bytes_per_session)} B/session after GC, ${fmtInt(r.bytes_per_session_nogc)} without ` +
+              `(${fmtInt(r.sessions)} sessions; RSS ${fmtInt(r.rss_before_kib)} → ${fmtInt(r.rss_idle_kib)} → ` +
+              `${fmtInt(r.rss_idle_gc_kib)} KiB after GC, ${fmtInt(r.rss_after_close_kib)} KiB after close)`),
+      );
+    }
+  }
+}
+
+if (CONFIGS.includes("cron")) {
+  log(`[bench] cron: 100,000 in-memory sessions, ${CRON_DURATION} s windows`);
+  results.cron = await cronRun();
+  log(`[bench] cron: ${results.cron.error ?? `${fmt(results.cron.costPct, 2)} % of one core`}`);
+}
+
+const md = report(results, info, (Date.now() - started) / 1000);
+mkdirSync(outDir, { recursive: true });
+writeFileSync(path.join(outDir, `${runtime}.md`), md);
+writeFileSync(path.join(outDir, `${runtime}.json`), `${JSON.stringify(results, null, 2)}\n`);
+console.log(md);
+log(`[bench] wrote ${path.relative(root, path.join(outDir, `${runtime}.md`))} and .json`);
