@@ -140,7 +140,7 @@ export class TcpClient<P = Uint8Array> implements EndPoint {
     return [...this.#core.sessions].filter((s) => s.state === "open");
   }
 
-  /** Counters: open, opened, refused, plus connection attempts. */
+  /** Counters: sessions open, opened and refused; bytes, packages and errors; connection attempts. */
   stats(): EndpointStats & { readonly connects: number } {
     return { ...this.#core.stats(), connects: this.#connects };
   }

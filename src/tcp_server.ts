@@ -119,7 +119,7 @@ export class TcpServer<P = Uint8Array> implements EndPoint {
     return this.#core.sessions.size;
   }
 
-  /** Counters: open, opened, refused. */
+  /** Counters: sessions open, opened and refused; bytes, packages and errors over all sessions. */
   stats(): EndpointStats {
     return this.#core.stats();
   }

@@ -82,7 +82,7 @@ export class WsHandler<P = WsMessage> implements EndPoint {
     return this.#core.sessions.size;
   }
 
-  /** Counters: open, opened, refused (upgrades refused by origin, subprotocol, hook or limits). */
+  /** Counters: sessions open, opened and refused (upgrades refused by origin, subprotocol, hook or limits); bytes, packages, errors. */
   stats(): EndpointStats {
     return this.#core.stats();
   }
