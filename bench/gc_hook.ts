@@ -1,7 +1,8 @@
 /**
  * Preloaded into the echo servers (raw and library alike) for the idle-memory test only: on SIGUSR2 it runs a
- * full garbage collection and prints `bench-gc-done` on stdout, so the driver can read RSS without garbage the
- * runtime simply has not collected yet. No effect unless signalled.
+ * full garbage collection and prints `bench-gc-done {heapUsed, external, arrayBuffers}` (bytes, from
+ * `process.memoryUsage()`) on stdout, so the driver can read RSS without garbage the runtime simply has not
+ * collected yet, and split it into JS heap and ArrayBuffer memory. No effect unless signalled.
  *
  *   deno run -A --v8-flags=--expose-gc --preload bench/gc_hook.ts examples/echo_server.ts …
  *   bun --preload ./bench/gc_hook.ts examples/echo_server.ts …
@@ -18,5 +19,7 @@ process.on("SIGUSR2", () => {
     g.gc();
     g.gc(); // a second pass frees what the first one's finalizers released (e.g. ArrayBuffer backing stores)
   }
-  console.log(g.Bun || g.gc ? "bench-gc-done" : "bench-gc-unavailable");
+  if (!g.Bun && !g.gc) return console.log("bench-gc-unavailable");
+  const { heapUsed, external, arrayBuffers } = process.memoryUsage();
+  console.log(`bench-gc-done ${JSON.stringify({ heapUsed, external, arrayBuffers })}`);
 });

@@ -212,7 +212,10 @@ async function startServer(kind, { gcHook = false } = {}) {
   const port = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${kind} server did not start in 30 s: ${stderr}`)), 30000);
     lines(child.stdout, (line) => {
-      if (line.startsWith("bench-gc-")) return gcWaiters.shift()?.(line === "bench-gc-done");
+      if (line.startsWith("bench-gc-")) {
+        const ok = line.startsWith("bench-gc-done");
+        return gcWaiters.shift()?.(ok ? JSON.parse(line.slice("bench-gc-done".length).trim() || "{}") : undefined);
+      }
       const m = line.match(/^listening \w+ \S+:(\d+)$/);
       if (m) {
         clearTimeout(t);
@@ -224,10 +227,10 @@ async function startServer(kind, { gcHook = false } = {}) {
       reject(new Error(`${kind} server exited (${code}) before listening: ${stderr}`));
     });
   });
-  /** Asks the server for a full GC (gc_hook.ts); resolves true once done, false if unavailable or too slow. */
+  /** Asks the server for a full GC (gc_hook.ts); resolves with its memory numbers, undefined if unavailable. */
   const gc = () =>
     new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), 20000);
+      const t = setTimeout(() => resolve(undefined), 20000);
       gcWaiters.push((ok) => {
         clearTimeout(t);
         resolve(ok);
@@ -300,11 +303,11 @@ async function loadRun(kind, load) {
   }
 }
 
-/** RSS after a full GC in the server and a short pause (NaN when the GC hook did not answer). */
+/** RSS (KiB) and JS memory after a full GC in the server and a short pause (NaN when the hook did not answer). */
 async function rssAfterGc(server) {
-  const ok = await server.gc();
+  const mem = await server.gc();
   await sleep(500);
-  return ok ? rssKiB(server.pid) : NaN;
+  return { rss: mem ? rssKiB(server.pid) : NaN, heap: mem?.heapUsed ?? NaN, buffers: mem?.arrayBuffers ?? NaN };
 }
 
 async function idleRun(kind) {
@@ -314,7 +317,8 @@ async function idleRun(kind) {
     const warm = await loadgen(["--idle", "200", "--port", String(server.port), "--hold", "0"], 60000);
     if (warm.errors) return { errors: warm.errors, first_error: `warm-up: ${warm.first_error}` };
     await sleep(1500);
-    const before = await rssAfterGc(server);
+    const gc0 = await rssAfterGc(server);
+    const before = gc0.rss;
     const child = spawnPinned(
       [loadgenBin, "--idle", String(IDLE_CONNS), "--port", String(server.port), "--hold", "300"],
       LOADGEN_CPU,
@@ -343,7 +347,8 @@ async function idleRun(kind) {
       await sleep(200);
     }
     const after = median(samples);
-    const afterGc = await rssAfterGc(server);
+    const gc1 = await rssAfterGc(server);
+    const afterGc = gc1.rss;
     child.stdin.end(); // tells the loadgen to reset every connection
     await waitExit(child, 30000);
     const closed = results.find((r) => r.phase === "closed");
@@ -364,6 +369,9 @@ async function idleRun(kind) {
       rss_idle_gc_kib: afterGc,
       bytes_per_session_nogc: ((after - before) * 1024) / ready.ready,
       bytes_per_session: ((afterGc - before) * 1024) / ready.ready,
+      // Of which (as the runtime reports it): JS heap, and ArrayBuffer backing stores.
+      heap_bytes_per_session: (gc1.heap - gc0.heap) / ready.ready,
+      arraybuffer_bytes_per_session: (gc1.buffers - gc0.buffers) / ready.ready,
     };
   } finally {
     await stopServer(server);
@@ -583,7 +591,8 @@ function report(results, info, elapsedS) {
       const runs = results.idle[kind].map((r) =>
         r.errors
           ? "invalid"
-          : `${fmtInt(r.bytes_per_session)} B/session after GC, ${fmtInt(r.bytes_per_session_nogc)} without ` +
+          : `${fmtInt(r.bytes_per_session)} B/session after GC (JS heap ${fmtInt(r.heap_bytes_per_session)}, ` +
+            `ArrayBuffers ${fmtInt(r.arraybuffer_bytes_per_session)}), ${fmtInt(r.bytes_per_session_nogc)} without ` +
             `(RSS KiB: ${fmtInt(r.rss_before_kib)} before, ${fmtInt(r.rss_idle_kib)} idle, ${
               fmtInt(r.rss_idle_gc_kib)
             } ` +
