@@ -30,6 +30,11 @@ export interface Reader<P> {
    * then closes.
    */
   read(session: Session<P> | undefined, data: Uint8Array): ReadResult<P>;
+  /**
+   * Optional fast path: the same as `read(session, data.subarray(offset))`, with `length` and `declared`
+   * counted from `offset`. Stream sessions use it to walk the packages of one read without a view per step.
+   */
+  readAt?(session: Session<P> | undefined, data: Uint8Array, offset: number): ReadResult<P>;
 }
 
 /** Encodes packages to bytes. */

@@ -30,7 +30,7 @@ export interface MemoryPairOptions<P> extends EndpointOptions {
 
 class MemoryTransport implements Transport {
   readonly framing: Framing;
-  /** Chunks are the writer's own buffers (never reused by it) or fresh joins. */
+  /** Chunks are copies of what the writer wrote, or fresh joins. */
   readonly retainableChunks = true;
   readonly localAddr: string;
   readonly remoteAddr: string;
@@ -70,7 +70,8 @@ class MemoryTransport implements Transport {
   write(chunk: Uint8Array | string): true | Promise<void> {
     if (this.#closed) return Promise.reject(new SessionClosedError("memory transport closed"));
     if (this.peer.#closed) return Promise.reject(new Error("broken pipe: peer closed"));
-    this.peer.#receive(chunk);
+    // A copy: the writer may reuse its buffer once write() returned (the transport contract).
+    this.peer.#receive(typeof chunk === "string" ? chunk : chunk.slice());
     if (this.peer.#heldBytes <= this.#window) return true;
     return new Promise((resolve, reject) => this.peer.#waiters.push({ resolve, reject }));
   }

@@ -3,13 +3,17 @@
  * which writes are refused, write completion per package, write timeouts, and coalescing — everything queued
  * in one tick leaves in one socket write (getty's one write(2) per package costs it ~94 % of throughput).
  *
- * On stream transports packages are encoded straight into a shared slab (see `reserve`), so a batch of
- * small packages is usually one contiguous view of the slab: no per-package buffer, no copy to join them.
+ * On stream transports packages are encoded straight into a slab (see `reserve`), so a batch of small
+ * packages is usually one contiguous view of the slab: no per-package buffer, no copy to join them. Slabs come
+ * from a process-wide pool (slab_pool.ts), sized to the traffic, and go back once written: an idle session
+ * holds none. While the session handles a read (`cork`), nothing is flushed; `uncork` then writes everything
+ * at once, synchronously (Netty's flush at `channelReadComplete`). Other writes flush in a microtask.
  * Writes without a promise (`send`) skip the promise machinery entirely (Netty's `voidPromise`).
  *
  * @module
  */
 import { SessionBlockedError, WriteTimeoutError } from "./errors.ts";
+import { giveSlab, MAX_SLAB_BYTES, takeSlab } from "./slab_pool.ts";
 import type { Framing, PeerAddress, Transport } from "./transport.ts";
 
 /** The outcome of a successful write: bytes encoded and bytes handed to the socket (always equal). */
@@ -60,10 +64,6 @@ interface Pending {
 
 /** Largest coalesced write for stream transports; a single larger package is written alone. */
 const MAX_BATCH = 256 * 1024;
-/** Largest slab for in-place encoding; packages above a quarter of it get their own buffer. */
-const SLAB_BYTES = 256 * 1024;
-/** Smallest slab: slabs follow the traffic (twice the last batch) and are dropped when the queue drains. */
-const MIN_SLAB_BYTES = 1024;
 
 function noop(): void {}
 
@@ -100,6 +100,8 @@ export class Outbound {
   #slabUsed = 0;
   /** Bytes of the last flushed batch: the next slab is sized from it. */
   #lastBatch = 0;
+  /** Nesting depth of `cork()`: while above 0, writes wait for `uncork()` instead of a microtask. */
+  #corked = 0;
 
   /** Creates the buffer for `transport`. */
   constructor(transport: Transport, host: OutboundHost, limits: OutboundLimits) {
@@ -132,16 +134,13 @@ export class Outbound {
    */
   reserve(len: number): number {
     this.checkCap(len);
-    if (len > SLAB_BYTES / 4) {
+    if (len > MAX_SLAB_BYTES / 4) {
       this.#target = new Uint8Array(len);
       return 0;
     }
     if (!this.#slab || this.#slabUsed + len > this.#slab.length) {
-      const size = Math.min(
-        SLAB_BYTES,
-        Math.max(MIN_SLAB_BYTES, len, this.#lastBatch * 2, (this.#slab?.length ?? 0) * 2),
-      );
-      this.#slab = new Uint8Array(size);
+      // A full slab still has queued bytes: it is left to the garbage collector, not given back.
+      this.#slab = takeSlab(Math.max(len, this.#lastBatch * 2, (this.#slab?.length ?? 0) * 2));
       this.#slabUsed = 0;
     }
     this.#target = this.#slab;
@@ -222,11 +221,22 @@ export class Outbound {
       this.#nextDeadline = deadline;
       this.#host.wakeAt(deadline);
     }
-    if (!this.#flushQueued && !this.#inFlight) {
+    if (!this.#flushQueued && !this.#inFlight && this.#corked === 0) {
       this.#flushQueued = true;
       queueMicrotask(this.#flush);
     }
     return entry.promise;
+  }
+
+  /** Holds writes back until the matching {@link uncork} (nestable): one socket write for a whole read. */
+  cork(): void {
+    this.#corked++;
+  }
+
+  /** Ends a {@link cork}; the outermost one writes what was queued meanwhile, synchronously. */
+  uncork(): void {
+    if (--this.#corked > 0 || this.#flushQueued || this.#inFlight || this.#queue.length === 0) return;
+    this.#flush();
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -242,7 +252,7 @@ export class Outbound {
     this.#inFlight = undefined;
     this.#queue = [];
     this.#pending = 0;
-    this.#slab = undefined;
+    this.#slab = undefined; // not given back: a failed write may still be reading it
     this.#target = EMPTY;
     for (const p of all) fail(p, error);
     this.#wakeIdle();
@@ -366,8 +376,13 @@ export class Outbound {
   #afterDrain(): void {
     if (!this.#writable && this.#pending <= this.limits.lowWaterMark) this.#setWritable(true);
     if (this.#pending === 0) {
-      // Nothing queued: an idle session holds no slab (the next burst gets one sized to the traffic).
-      this.#slab = undefined;
+      // Every byte was handed over: the slab goes back to the pool (an idle session holds none).
+      const slab = this.#slab;
+      if (slab !== undefined && !this.#failed) {
+        this.#slab = undefined;
+        this.#target = EMPTY;
+        giveSlab(slab, this.#slabUsed);
+      }
       this.#wakeIdle();
     }
   }

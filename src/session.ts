@@ -158,6 +158,8 @@ export class Session<P = Uint8Array> {
   #inboundFrom: Array<PeerAddress | undefined> = [];
   #busy = false;
   #eofPending = false;
+  /** True while a read is being handled (`#onData`): writes are corked and use the read's timestamp. */
+  #inRead = false;
   #readable: ReadableStream<P> | undefined;
   #readableController: ReadableStreamDefaultController<P> | undefined;
   #writable: WritableStream<P> | undefined;
@@ -451,7 +453,8 @@ export class Session<P = Uint8Array> {
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
     const timeout = this.#timeoutOf(options);
-    const now = Date.now();
+    // Within a read, the read's timestamp serves every write (one clock read per read, not per package).
+    const now = timeout === 0 ? 0 : this.#inRead ? this.#lastRead : Date.now();
     const w = this.#writer;
     const out = this.#out;
     if (this.#framing === "stream") {
@@ -813,11 +816,21 @@ export class Session<P = Uint8Array> {
     if (!this.#reading) return;
     this.#lastRead = Date.now();
     this.#readBytes += chunk.length;
-    if (this.#framing !== "stream") {
-      this.#decodeMessage(chunk, from);
-      return;
+    // Everything the handlers write while this read is handled leaves in one socket write, at the end.
+    const nested = this.#inRead;
+    this.#inRead = true;
+    this.#out.cork();
+    try {
+      if (this.#framing !== "stream") this.#decodeMessage(chunk, from);
+      else this.#decodeChunk(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
+    } finally {
+      this.#inRead = nested;
+      this.#out.uncork();
     }
-    if (typeof chunk === "string") chunk = encoder.encode(chunk);
+  }
+
+  /** One slice of a byte stream: joined with a pending partial frame if any, then decoded. */
+  #decodeChunk(chunk: Uint8Array): void {
     // Packages may be views of the bytes the reader sees, so those bytes must be ours: a transport that
     // reuses its read buffer (Deno) costs one copy per read, merged with any pending partial frame.
     const owned = this.#transport.retainableChunks === true;
@@ -862,19 +875,20 @@ export class Session<P = Uint8Array> {
   #decodeFrom(data: Uint8Array): void {
     const max = this.#config.maxMsgLen;
     this.#need = 0;
+    const reader = this.#reader!;
     let off = 0;
     while (off < data.length && this.#reading) {
-      const rest = off === 0 ? data : data.subarray(off);
+      const restLength = data.length - off;
       let r: ReadResult<P>;
       try {
-        r = this.#reader!.read(this, rest);
+        r = reader.readAt ? reader.readAt(this, data, off) : reader.read(this, off === 0 ? data : data.subarray(off));
       } catch (error) {
         this.#closeWith(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }), "error");
         return;
       }
       if (r === undefined) {
-        if (rest.length > max) {
-          this.#closeWith(new MessageTooLongError(rest.length, max, "undelimited input"), "error");
+        if (restLength > max) {
+          this.#closeWith(new MessageTooLongError(restLength, max, "undelimited input"), "error");
           return;
         }
         break;
@@ -885,16 +899,16 @@ export class Session<P = Uint8Array> {
           this.#closeWith(new MessageTooLongError(declared, max), "error");
           return;
         }
-        if (!(declared > rest.length)) {
-          this.#closeWith(new CodecError(`reader declared ${declared} bytes but ${rest.length} are buffered`), "error");
+        if (!(declared > restLength)) {
+          this.#closeWith(new CodecError(`reader declared ${declared} bytes but ${restLength} are buffered`), "error");
           return;
         }
         this.#need = declared;
         break;
       }
       const length = r.length;
-      if (!Number.isInteger(length) || length < 1 || length > rest.length) {
-        this.#closeWith(new CodecError(`reader consumed ${length} of ${rest.length} bytes`), "error");
+      if (!Number.isInteger(length) || length < 1 || length > restLength) {
+        this.#closeWith(new CodecError(`reader consumed ${length} of ${restLength} bytes`), "error");
         return;
       }
       if (length > max) {

@@ -81,7 +81,9 @@ export interface Transport {
    * Hands `chunk` to the socket (to `to` on an unconnected datagram socket; a `string` is a WebSocket text
    * message and only reaches message transports). Returns `true` when every byte was accepted synchronously, or a promise
    * that resolves once every byte was accepted and rejects if the connection fails first. The caller never
-   * issues a second write before the previous promise settled, and does not touch `chunk` afterwards.
+   * issues a second write before the previous promise settled, and does not touch `chunk` until then; once
+   * `true` was returned or the promise resolved, the transport holds no reference to `chunk` (the caller
+   * reuses it for later writes).
    * May be called before `start` (a session can write from `onOpen`).
    */
   write(chunk: Uint8Array | string, to?: PeerAddress): true | Promise<void>;

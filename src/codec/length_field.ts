@@ -93,9 +93,15 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
   }
 
   /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a copy. */
-  read(_session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
-    if (data.length < this.#headerEnd) return undefined;
-    const value = this.#getValue(data);
+  read(session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
+    return this.readAt(session, data, 0);
+  }
+
+  /** {@link read} for the bytes of `data` from `offset` on. */
+  readAt(_session: Session<Uint8Array> | undefined, data: Uint8Array, offset: number): ReadResult<Uint8Array> {
+    const available = data.length - offset;
+    if (available < this.#headerEnd) return undefined;
+    const value = this.#getValue(data, offset);
     if (!Number.isSafeInteger(value)) {
       throw new CodecError(`length field value ${value} exceeds Number.MAX_SAFE_INTEGER`);
     }
@@ -112,8 +118,8 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     if (this.#strip > frameLength) {
       throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
     }
-    if (data.length < frameLength) return { declared: frameLength };
-    return { pkg: data.subarray(this.#strip, frameLength), length: frameLength };
+    if (available < frameLength) return { declared: frameLength };
+    return { pkg: data.subarray(offset + this.#strip, offset + frameLength), length: frameLength };
   }
 
   /**
@@ -168,10 +174,14 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
   }
 
   /** The length field as an unsigned number (may be unsafe for 8-byte fields; the caller checks). */
-  #getValue(data: Uint8Array): number {
+  #getValue(data: Uint8Array, offset: number): number {
+    const at = offset + this.#offset;
+    if (this.#width === 4 && !this.#little) {
+      return ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
+    }
     let value = 0;
     for (let i = 0; i < this.#width; i++) {
-      value = value * 256 + data[this.#offset + (this.#little ? this.#width - 1 - i : i)];
+      value = value * 256 + data[at + (this.#little ? this.#width - 1 - i : i)];
     }
     return value;
   }

@@ -1,0 +1,55 @@
+/**
+ * A process-wide pool of outbound slabs (the buffers packages are encoded into), in power-of-two size classes.
+ * A session takes a slab when a burst of writes starts and gives it back once every byte of it has been handed
+ * to the socket, so busy sessions reuse a few warm buffers instead of allocating (and zeroing) one per burst,
+ * and idle sessions hold none. The pool keeps at most {@link POOL_MAX_BYTES} in all.
+ *
+ * Only a slab no transport references any more may be given back: after its writes completed (`write`
+ * returned `true` or its promise resolved), never after a failure, when a write may still be in flight.
+ * A slab is zeroed where it was used when it comes back, so a writer that leaves bytes of its reservation
+ * unwritten sends zeros, never another session's data.
+ *
+ * @module
+ */
+
+/** Smallest slab, bytes. */
+export const MIN_SLAB_BYTES = 1024;
+/** Largest slab, bytes. */
+export const MAX_SLAB_BYTES = 256 * 1024;
+/** Bytes the pool may hold in all (idle slabs); more are left to the garbage collector. */
+export const POOL_MAX_BYTES = 4 * 1024 * 1024;
+
+/** free[k] holds idle slabs of MIN_SLAB_BYTES << k bytes. */
+const free: Uint8Array[][] = [];
+for (let size = MIN_SLAB_BYTES; size <= MAX_SLAB_BYTES; size *= 2) free.push([]);
+let pooledBytes = 0;
+
+function classOf(bytes: number): number {
+  let k = 0;
+  while ((MIN_SLAB_BYTES << k) < bytes) k++;
+  return k;
+}
+
+/** A slab of at least `bytes` (at most {@link MAX_SLAB_BYTES}): a pooled one when there is one. */
+export function takeSlab(bytes: number): Uint8Array {
+  const k = classOf(Math.min(Math.max(bytes, MIN_SLAB_BYTES), MAX_SLAB_BYTES));
+  const slab = free[k].pop();
+  if (slab === undefined) return new Uint8Array(MIN_SLAB_BYTES << k);
+  pooledBytes -= slab.length;
+  return slab;
+}
+
+/** Gives back a slab from {@link takeSlab} that nothing references any more; `used` bytes from its start were written. */
+export function giveSlab(slab: Uint8Array, used: number): void {
+  if (pooledBytes + slab.length > POOL_MAX_BYTES) return;
+  const k = classOf(slab.length);
+  if ((MIN_SLAB_BYTES << k) !== slab.length) return; // not one of ours
+  slab.fill(0, 0, used);
+  free[k].push(slab);
+  pooledBytes += slab.length;
+}
+
+/** @internal Bytes held by the pool (tests). */
+export function pooledSlabBytes(): number {
+  return pooledBytes;
+}
