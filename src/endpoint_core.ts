@@ -7,7 +7,7 @@
 import { type EndPoint, type EndPointType, newEndpointId } from "./endpoint.ts";
 import { HandlerPool } from "./handler_pool.ts";
 import { optInt } from "./options.ts";
-import { Session } from "./session.ts";
+import { Session, type SessionHost } from "./session.ts";
 import { resolveSessionOptions, type SessionConfig, type SessionOptions } from "./session_options.ts";
 import type { Transport } from "./transport.ts";
 
@@ -66,6 +66,8 @@ export class EndpointCore<P> {
   #endpoint: EndPoint;
   #onClosed: (session: Session<P>) => void;
   #live = false;
+  /** What every session of this endpoint reports to (one object for all of them). */
+  readonly #host: SessionHost;
 
   constructor(
     where: string,
@@ -79,6 +81,17 @@ export class EndpointCore<P> {
     this.config = resolveSessionOptions(`${where}.session`, options.session);
     this.sessionName = options.sessionName ?? defaultName;
     this.pool = new HandlerPool(optInt(`${where}.maxConcurrentHandlers`, options.maxConcurrentHandlers, Infinity, 1));
+    this.#host = {
+      endpoint,
+      pool: this.pool,
+      sessionClosed: (s) => {
+        const typed = s as unknown as Session<P>;
+        if (!this.sessions.delete(typed)) return;
+        addStat(this.#closedTotals, typed);
+        this.#onClosed(typed);
+      },
+      sessionError: () => void this.errors++,
+    };
   }
 
   get endPointType(): EndPointType {
@@ -87,22 +100,7 @@ export class EndpointCore<P> {
 
   /** Wraps `transport` in a session, registers it and opens it. Resolves with the session once open, or undefined if refused. */
   async open(transport: Transport, newSession: NewSessionCallback<P>): Promise<Session<P> | undefined> {
-    const session = new Session<P>(
-      transport,
-      {
-        endpoint: this.#endpoint,
-        pool: this.pool,
-        sessionClosed: (s) => {
-          const typed = s as unknown as Session<P>;
-          if (!this.sessions.delete(typed)) return;
-          addStat(this.#closedTotals, typed);
-          this.#onClosed(typed);
-        },
-        sessionError: () => void this.errors++,
-      },
-      this.config,
-      this.sessionName,
-    );
+    const session = new Session<P>(transport, this.#host, this.config, this.sessionName);
     this.sessions.add(session);
     const ok = await session._open(newSession);
     if (ok) this.opened++;

@@ -76,6 +76,17 @@ export function rejected<T>(error: Error): Promise<T> {
   return p;
 }
 
+/** Outbound buffers waiting for the shared microtask flush (one microtask for every session with writes). */
+let toFlush: Outbound[] = [];
+let flushScheduled = false;
+
+function flushAll(): void {
+  flushScheduled = false;
+  const list = toFlush;
+  toFlush = [];
+  for (let i = 0; i < list.length; i++) list[i].flushQueued();
+}
+
 function size(p: Pending): number {
   return p.end - p.start;
 }
@@ -92,7 +103,7 @@ export class Outbound {
   #writable = true;
   #flushQueued = false;
   #nextDeadline = Infinity;
-  #idleWaiters: Array<() => void> = [];
+  #idleWaiters: Array<() => void> | undefined;
   #failed = false;
   /** Where `reserve` placed the next package: the slab or a dedicated buffer. */
   #target: Uint8Array = EMPTY;
@@ -223,7 +234,11 @@ export class Outbound {
     }
     if (!this.#flushQueued && !this.#inFlight && this.#corked === 0) {
       this.#flushQueued = true;
-      queueMicrotask(this.#flush);
+      toFlush.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        queueMicrotask(flushAll);
+      }
     }
     return entry.promise;
   }
@@ -235,14 +250,14 @@ export class Outbound {
 
   /** Ends a {@link cork}; the outermost one writes what was queued meanwhile, synchronously. */
   uncork(): void {
-    if (--this.#corked > 0 || this.#flushQueued || this.#inFlight || this.#queue.length === 0) return;
+    if (--this.#corked > 0 || this.#inFlight || this.#queue.length === 0) return;
     this.#flush();
   }
 
   /** Resolves once nothing is queued or in flight. */
   idle(): Promise<void> {
     if (this.#pending === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    return new Promise((resolve) => (this.#idleWaiters ??= []).push(resolve));
   }
 
   /** Rejects every queued and in-flight write with `error` (the session is going away). */
@@ -291,7 +306,13 @@ export class Outbound {
     return next;
   }
 
-  readonly #flush = (): void => {
+  /** @internal The shared microtask's call: writes what was queued since (unless an uncork did already). */
+  flushQueued(): void {
+    if (!this.#flushQueued) return;
+    this.#flush();
+  }
+
+  #flush(): void {
     this.#flushQueued = false;
     while (!this.#inFlight && this.#queue.length > 0 && !this.#failed) {
       const batch = this.#takeBatch();
@@ -345,7 +366,7 @@ export class Outbound {
         );
       }
     }
-  };
+  }
 
   #takeBatch(): Pending[] {
     const q = this.#queue;
@@ -395,8 +416,8 @@ export class Outbound {
 
   #wakeIdle(): void {
     const waiters = this.#idleWaiters;
-    if (waiters.length === 0) return;
-    this.#idleWaiters = [];
+    if (waiters === undefined) return;
+    this.#idleWaiters = undefined;
     for (const w of waiters) w();
   }
 }

@@ -25,7 +25,7 @@ import {
 import type { HandlerPool } from "./handler_pool.ts";
 import { getLogger } from "./logger.ts";
 import { checkMs } from "./options.ts";
-import { Outbound, rejected, type WriteResult } from "./outbound.ts";
+import { Outbound, type OutboundHost, rejected, type WriteResult } from "./outbound.ts";
 import { scheduler } from "./scheduler.ts";
 import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
 import type { CloseFrame, Framing, PeerAddress, Transport, TransportSink } from "./transport.ts";
@@ -100,6 +100,53 @@ export interface SessionHost {
 
 let nextSessionId = 1;
 let liveSessions = 0;
+/** The empty inbound queue every session starts with (replaced by its own array on the first push). */
+const NO_PKGS: unknown[] = [];
+
+/** How a {@link SessionPort} reaches a session's private handlers (set by Session's static block). */
+interface PortHandlers {
+  data(s: Session<unknown>, chunk: Uint8Array | string, from: PeerAddress | undefined): void;
+  closed(s: Session<unknown>, error: unknown, frame: CloseFrame | undefined): void;
+  pong(s: Session<unknown>): void;
+  writabilityChanged(s: Session<unknown>, writable: boolean): void;
+  written(s: Session<unknown>, bytes: number, pkgs: number): void;
+  writeFailed(s: Session<unknown>, error: unknown): void;
+  writeTimedOut(s: Session<unknown>, error: WriteTimeoutError, midFrame: boolean): void;
+  wakeAt(s: Session<unknown>, at: number): void;
+}
+let portHandlers: PortHandlers;
+
+/** A session's side of its transport and outbound buffer: one object per session instead of a closure per callback. */
+class SessionPort implements TransportSink, OutboundHost {
+  readonly #s: Session<unknown>;
+  constructor(session: Session<unknown>) {
+    this.#s = session;
+  }
+  data(chunk: Uint8Array | string, from?: PeerAddress): void {
+    portHandlers.data(this.#s, chunk, from);
+  }
+  closed(error?: unknown, frame?: CloseFrame): void {
+    portHandlers.closed(this.#s, error, frame);
+  }
+  pong(): void {
+    portHandlers.pong(this.#s);
+  }
+  writabilityChanged(writable: boolean): void {
+    portHandlers.writabilityChanged(this.#s, writable);
+  }
+  written(bytes: number, pkgs: number): void {
+    portHandlers.written(this.#s, bytes, pkgs);
+  }
+  writeFailed(error: unknown): void {
+    portHandlers.writeFailed(this.#s, error);
+  }
+  writeTimedOut(error: WriteTimeoutError, midFrame: boolean): void {
+    portHandlers.writeTimedOut(this.#s, error, midFrame);
+  }
+  wakeAt(at: number): void {
+    portHandlers.wakeAt(this.#s, at);
+  }
+}
 
 /** @internal Sessions created and not yet closed, process-wide (for leak checks in tests). */
 export function liveSessionCount(): number {
@@ -122,15 +169,18 @@ export class Session<P = Uint8Array> {
   readonly #transport: Transport;
   readonly #framing: Framing;
   readonly #host: SessionHost;
-  readonly #config: SessionConfig;
+  #config: SessionConfig;
   readonly #out: Outbound;
   /** Bytes of an incomplete frame, as owned chunks (joined once the frame can be complete). */
-  #acc: Uint8Array[] = [];
+  #acc: Uint8Array[] | undefined;
   #accLen = 0;
   /** Bytes the pending frame needs in total (its declared length), 0 when unknown. */
   #need = 0;
-  readonly #attrs = new Map<unknown, unknown>();
-  readonly #callbacks = new CloseCallbacks();
+  /** Created on first use: most sessions have no attributes or close callbacks (memory per idle session). */
+  #attrs: Map<unknown, unknown> | undefined;
+  #callbacks: CloseCallbacks | undefined;
+  /** The endpoint's settings until a setter changes one; then this session's own copy. */
+  #configOwned = false;
   #name: string;
   #listener: EventListener<P> = {};
   #reader: Reader<P> | undefined;
@@ -153,9 +203,9 @@ export class Session<P = Uint8Array> {
   #readPkgs = 0;
   #writePkgs = 0;
   // inbound dispatch
-  #inbound: P[] = [];
+  #inbound: P[] = NO_PKGS as P[];
   /** Senders of the queued packages (datagram sessions only; otherwise stays empty). */
-  #inboundFrom: Array<PeerAddress | undefined> = [];
+  #inboundFrom: Array<PeerAddress | undefined> = NO_PKGS as undefined[];
   #busy = false;
   #eofPending = false;
   /** True while a read is being handled (`#onData`): writes are corked and use the read's timestamp. */
@@ -163,18 +213,22 @@ export class Session<P = Uint8Array> {
   #readable: ReadableStream<P> | undefined;
   #readableController: ReadableStreamDefaultController<P> | undefined;
   #writable: WritableStream<P> | undefined;
-  readonly #closed: Promise<CloseInfo>;
-  #resolveClosed!: (info: CloseInfo) => void;
+  /** `closed`, created on first use; resolved with `#closeInfo`. */
+  #closed: Promise<CloseInfo> | undefined;
+  #resolveClosed: ((info: CloseInfo) => void) | undefined;
+  #closeInfo: CloseInfo | undefined;
+  /** What the transport and the outbound buffer call back: one small object, no closures. */
+  readonly #port: SessionPort;
 
   /** @internal Sessions are created by endpoints; use a server, a client or `createMemorySessionPair`. */
   constructor(transport: Transport, host: SessionHost, config: SessionConfig, name: string) {
     this.#transport = transport;
     this.#framing = transport.framing;
     this.#host = host;
-    this.#config = { ...config };
+    this.#config = config;
     this.#name = name;
-    this.#out = new Outbound(transport, this.#outboundHost, this.#config);
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#port = new SessionPort(this as Session<unknown>);
+    this.#out = new Outbound(transport, this.#port, config);
     liveSessions++;
   }
 
@@ -217,6 +271,10 @@ export class Session<P = Uint8Array> {
 
   /** Resolves (never rejects) once the session is fully closed, after `onClose` and the close callbacks. */
   get closed(): Promise<CloseInfo> {
+    if (this.#closed === undefined) {
+      const info = this.#closeInfo;
+      this.#closed = info ? Promise.resolve(info) : new Promise((resolve) => (this.#resolveClosed = resolve));
+    }
     return this.#closed;
   }
 
@@ -249,7 +307,7 @@ export class Session<P = Uint8Array> {
 
   /** Sets the largest accepted package, in bytes. */
   setMaxMsgLen(bytes: number): void {
-    this.#config.maxMsgLen = checkInt("maxMsgLen", bytes, 1);
+    this.#ownConfig().maxMsgLen = checkInt("maxMsgLen", bytes, 1);
   }
 
   /** The largest accepted package, in bytes. */
@@ -284,25 +342,25 @@ export class Session<P = Uint8Array> {
 
   /** Sets the cron period in ms (0 = off); takes effect at once. */
   setCronPeriod(ms: number): void {
-    this.#config.cronPeriod = checkMs("cronPeriod", ms, true);
+    this.#ownConfig().cronPeriod = checkMs("cronPeriod", ms, true);
     this.#nextCron = Infinity;
     this.#reschedule();
   }
 
   /** Sets how long a graceful close waits for outbound data, in ms. */
   setWaitTime(ms: number): void {
-    this.#config.waitTime = checkMs("waitTime", ms, true);
+    this.#ownConfig().waitTime = checkMs("waitTime", ms, true);
   }
 
   /** Closes the session when nothing was received for `ms` (0 = off). */
   setReadTimeout(ms: number): void {
-    this.#config.readTimeout = checkMs("readTimeout", ms, true);
+    this.#ownConfig().readTimeout = checkMs("readTimeout", ms, true);
     this.#reschedule();
   }
 
   /** Default timeout for writes, in ms (0 = none). */
   setWriteTimeout(ms: number): void {
-    this.#config.writeTimeout = checkMs("writeTimeout", ms, true);
+    this.#ownConfig().writeTimeout = checkMs("writeTimeout", ms, true);
   }
 
   /** Sets the outbound water marks and hard cap, in bytes. */
@@ -313,8 +371,7 @@ export class Session<P = Uint8Array> {
       outboundCap: checkInt("outboundCap", marks.outboundCap ?? this.#config.outboundCap, 1),
     };
     checkWaterMarks("session", next);
-    Object.assign(this.#config, next);
-    this.#out.limits = this.#config;
+    Object.assign(this.#ownConfig(), next);
   }
 
   /** The settings in force. */
@@ -322,21 +379,31 @@ export class Session<P = Uint8Array> {
     return this.#config;
   }
 
+  /** This session's own settings object (copied from the endpoint's on the first change). */
+  #ownConfig(): SessionConfig {
+    if (!this.#configOwned) {
+      this.#configOwned = true;
+      this.#config = { ...this.#config };
+      this.#out.limits = this.#config;
+    }
+    return this.#config;
+  }
+
   // ---- attributes and close callbacks ----------------------------------------------------------------------
 
   /** Reads an attribute (undefined when absent). */
   getAttribute<T = unknown>(key: unknown): T | undefined {
-    return this.#attrs.get(key) as T | undefined;
+    return this.#attrs?.get(key) as T | undefined;
   }
 
   /** Sets an attribute; keys may be any value. */
   setAttribute(key: unknown, value: unknown): void {
-    this.#attrs.set(key, value);
+    (this.#attrs ??= new Map()).set(key, value);
   }
 
   /** Removes an attribute. */
   removeAttribute(key: unknown): void {
-    this.#attrs.delete(key);
+    this.#attrs?.delete(key);
   }
 
   /**
@@ -345,12 +412,12 @@ export class Session<P = Uint8Array> {
    */
   addCloseCallback(handler: unknown, key: unknown, fn: () => void): void {
     if (this.#state === "closed" || typeof fn !== "function") return;
-    this.#callbacks.add(handler, key, fn);
+    (this.#callbacks ??= new CloseCallbacks()).add(handler, key, fn);
   }
 
   /** Removes the callback under (handler, key). */
   removeCloseCallback(handler: unknown, key: unknown): void {
-    this.#callbacks.remove(handler, key);
+    this.#callbacks?.remove(handler, key);
   }
 
   // ---- writing ---------------------------------------------------------------------------------------------
@@ -506,35 +573,47 @@ export class Session<P = Uint8Array> {
     return rejected(error);
   }
 
-  readonly #outboundHost = {
-    writabilityChanged: (writable: boolean): void => {
-      this.#call("onWritabilityChange", () => this.#listener.onWritabilityChange?.(this, writable));
-    },
-    written: (bytes: number, pkgs: number): void => {
-      this.#writeBytes += bytes;
-      this.#writePkgs += pkgs;
-    },
-    writeFailed: (error: unknown): void => {
-      this.#transportDead = true;
-      const wrapped = wrapConnectionError(error, "write failed");
-      if (this.#state === "closing") {
-        // Closing gracefully: report the failure, then finish at once (the flush can never complete now).
-        this.#error ??= wrapped;
-        this.#emitError(wrapped);
-        this.#finish();
-      } else {
-        this.#closeWith(wrapped, "error");
-      }
-    },
-    writeTimedOut: (error: WriteTimeoutError, midFrame: boolean): void => {
-      // The socket is not taking bytes: flushing more is pointless, so close without the graceful wait.
-      if (midFrame) this.#closeWith(error, "error", true);
-      else this.#emitError(error);
-    },
-    wakeAt: (at: number): void => {
-      if (this._bucket === undefined || at < this._bucket) this.#schedule(at);
-    },
-  };
+  static {
+    // The port (transport sink and outbound host) reaches the private handlers through these.
+    portHandlers = {
+      data: (s, chunk, from) => s.#onData(chunk, from),
+      closed: (s, error, frame) => s.#onClosed(error, frame),
+      pong: (s) => s.updateActive(),
+      writabilityChanged: (s, writable) => s.#writabilityChanged(writable),
+      written: (s, bytes, pkgs) => {
+        s.#writeBytes += bytes;
+        s.#writePkgs += pkgs;
+      },
+      writeFailed: (s, error) => s.#writeFailed(error),
+      writeTimedOut: (s, error, midFrame) => s.#writeTimedOut(error, midFrame),
+      wakeAt: (s, at) => {
+        if (s._bucket === undefined || at < s._bucket) s.#schedule(at);
+      },
+    };
+  }
+
+  #writabilityChanged(writable: boolean): void {
+    this.#call("onWritabilityChange", () => this.#listener.onWritabilityChange?.(this, writable));
+  }
+
+  #writeFailed(error: unknown): void {
+    this.#transportDead = true;
+    const wrapped = wrapConnectionError(error, "write failed");
+    if (this.#state === "closing") {
+      // Closing gracefully: report the failure, then finish at once (the flush can never complete now).
+      this.#error ??= wrapped;
+      this.#emitError(wrapped);
+      this.#finish();
+    } else {
+      this.#closeWith(wrapped, "error");
+    }
+  }
+
+  #writeTimedOut(error: WriteTimeoutError, midFrame: boolean): void {
+    // The socket is not taking bytes: flushing more is pointless, so close without the graceful wait.
+    if (midFrame) this.#closeWith(error, "error", true);
+    else this.#emitError(error);
+  }
 
   // ---- streams ---------------------------------------------------------------------------------------------
 
@@ -600,7 +679,7 @@ export class Session<P = Uint8Array> {
     try {
       const r = newSession?.(this);
       // As for onOpen below: a session closed meanwhile does not wait for a callback that never settles.
-      if (r && typeof r.then === "function") await Promise.race([r, this.#closed]);
+      if (r && typeof r.then === "function") await Promise.race([r, this.closed]);
     } catch (error) {
       this.#closeWith(new HandlerError("newSession", error), "error");
       return false;
@@ -610,7 +689,7 @@ export class Session<P = Uint8Array> {
     try {
       const r = this.#listener.onOpen?.(this);
       // A session closed while onOpen is pending (server.close(), client.close()) does not wait for it.
-      if (r && typeof r.then === "function") await Promise.race([r, this.#closed]);
+      if (r && typeof r.then === "function") await Promise.race([r, this.closed]);
     } catch (error) {
       this.#closeWith(new HandlerError("onOpen", error), "error");
       return false;
@@ -626,7 +705,7 @@ export class Session<P = Uint8Array> {
     });
     this.#reschedule();
     if (this.#state !== "open") return false;
-    this.#transport.start(this.#sink);
+    this.#transport.start(this.#port);
     return this.#state === "open";
   }
 
@@ -636,7 +715,7 @@ export class Session<P = Uint8Array> {
    */
   close(): Promise<CloseInfo> {
     this.#closeWith(undefined, "local");
-    return this.#closed;
+    return this.closed;
   }
 
   #closeWith(error: GettyError | undefined, initiator: CloseInfo["initiator"], force = false): void {
@@ -664,8 +743,8 @@ export class Session<P = Uint8Array> {
     const linger = !error && !force && initiator === "local" && this.#started && !this.#transportDead &&
       this.#framing === "stream" && this.#transport.closeWrite !== undefined && this.#config.waitTime > 0;
     if (!linger) {
-      this.#inbound = [];
-      this.#inboundFrom = [];
+      this.#inbound = NO_PKGS as P[];
+      this.#inboundFrom = NO_PKGS as undefined[];
       if (this.#started && !this.#transportDead) this.#transport.pause();
       if (force || this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
         this.#finish();
@@ -697,7 +776,7 @@ export class Session<P = Uint8Array> {
     const sent = this.#closeFrame === undefined ? closeFrameFor(this.#error) : undefined;
     this.#transport.close(sent?.code, sent?.reason);
     this.#out.failAll(new SessionClosedError("session closed before the write was sent", { cause: this.#error }));
-    this.#acc = [];
+    this.#acc = undefined;
     this.#accLen = 0;
     this.#finishReadable();
     const frame = this.#closeFrame ?? (this.#framing === "message" ? sent : undefined);
@@ -714,14 +793,15 @@ export class Session<P = Uint8Array> {
       stat: String(this.stat()),
     });
     this.#call("onClose", () => this.#listener.onClose?.(this, info), false);
-    this.#callbacks.runAll((error) =>
+    this.#callbacks?.runAll((error) =>
       getLogger().warn("close callback threw", { session: this.id, error: new HandlerError("closeCallback", error) })
     );
-    this.#attrs.clear();
+    this.#attrs?.clear();
     try {
       this.#host.sessionClosed(this as unknown as Session<never>);
     } finally {
-      this.#resolveClosed(info);
+      this.#closeInfo = info;
+      this.#resolveClosed?.(info);
     }
   }
 
@@ -790,27 +870,23 @@ export class Session<P = Uint8Array> {
 
   // ---- reading ---------------------------------------------------------------------------------------------
 
-  readonly #sink: TransportSink = {
-    data: (chunk, from) => this.#onData(chunk, from),
-    pong: () => this.updateActive(),
-    closed: (error, frame) => {
-      if (frame) this.#closeFrame = frame;
-      if (this.#lingering) {
-        // The peer's FIN (or failure) ends the linger, once what it sent before is handled.
-        if (error !== undefined) this.#transportDead = true;
-        if (error === undefined && (this.#busy || this.#inbound.length > 0)) this.#eofPending = true;
-        else this.#finish();
-        return;
-      }
-      if (error === undefined) {
-        if (this.#busy || this.#inbound.length > 0) this.#eofPending = true;
-        else this.#closeWith(undefined, "peer");
-      } else {
-        this.#transportDead = true;
-        this.#closeWith(wrapConnectionError(error, "connection failed"), "error");
-      }
-    },
-  };
+  #onClosed(error: unknown, frame: CloseFrame | undefined): void {
+    if (frame) this.#closeFrame = frame;
+    if (this.#lingering) {
+      // The peer's FIN (or failure) ends the linger, once what it sent before is handled.
+      if (error !== undefined) this.#transportDead = true;
+      if (error === undefined && (this.#busy || this.#inbound.length > 0)) this.#eofPending = true;
+      else this.#finish();
+      return;
+    }
+    if (error === undefined) {
+      if (this.#busy || this.#inbound.length > 0) this.#eofPending = true;
+      else this.#closeWith(undefined, "peer");
+    } else {
+      this.#transportDead = true;
+      this.#closeWith(wrapConnectionError(error, "connection failed"), "error");
+    }
+  }
 
   #onData(chunk: Uint8Array | string, from?: PeerAddress): void {
     if (!this.#reading) return;
@@ -845,9 +921,9 @@ export class Session<P = Uint8Array> {
       // The pending frame's length is known: join only the bytes that complete it, decode that frame, then
       // decode the rest of the chunk in place (no copy of the whole chunk).
       const take = this.#need - this.#accLen;
-      this.#acc.push(chunk.subarray(0, take));
-      const frame = concat(this.#acc, this.#need);
-      this.#acc = [];
+      this.#acc!.push(chunk.subarray(0, take));
+      const frame = concat(this.#acc!, this.#need);
+      this.#acc = undefined;
       this.#accLen = 0;
       this.#need = 0;
       this.#decodeFrom(frame);
@@ -855,17 +931,17 @@ export class Session<P = Uint8Array> {
       data = chunk.subarray(take);
       if (this.#accLen > 0) {
         // The reader left part of that frame undecoded (it declared less than it needed): keep it in front.
-        this.#acc.push(data);
-        data = concat(this.#acc, this.#accLen + data.length);
-        this.#acc = [];
+        this.#acc!.push(data);
+        data = concat(this.#acc!, this.#accLen + data.length);
+        this.#acc = undefined;
         this.#accLen = 0;
       }
     } else {
-      this.#acc.push(owned ? chunk : chunk.slice());
+      this.#acc!.push(owned ? chunk : chunk.slice());
       this.#accLen += chunk.length;
       if (this.#accLen < this.#need) return; // the pending frame is still incomplete: nothing to parse yet
-      data = concat(this.#acc, this.#accLen);
-      this.#acc = [];
+      data = concat(this.#acc!, this.#accLen);
+      this.#acc = undefined;
       this.#accLen = 0;
     }
     this.#decodeFrom(data);
@@ -919,7 +995,7 @@ export class Session<P = Uint8Array> {
       this.#deliver(r.pkg, undefined);
     }
     if (!this.#reading || off === data.length) return;
-    this.#acc.push(off === 0 ? data : data.subarray(off));
+    this.#acc = [off === 0 ? data : data.subarray(off)]; // empty here: what was pending is part of `data`
     this.#accLen = data.length - off;
   }
 
@@ -973,8 +1049,10 @@ export class Session<P = Uint8Array> {
       this.#handle(pkg, from);
       return;
     }
+    if (this.#inbound === NO_PKGS) this.#inbound = [];
     this.#inbound.push(pkg);
     if (from !== undefined || this.#inboundFrom.length > 0) {
+      if (this.#inboundFrom === NO_PKGS) this.#inboundFrom = [];
       this.#inboundFrom.length = this.#inbound.length - 1;
       this.#inboundFrom.push(from);
     }
@@ -1029,8 +1107,8 @@ export class Session<P = Uint8Array> {
   #drainInbound(): void {
     while (!this.#busy && this.#inbound.length > 0) {
       if (!this.#reading && !this.#eofPending) {
-        this.#inbound = [];
-        this.#inboundFrom = [];
+        this.#inbound = NO_PKGS as P[];
+        this.#inboundFrom = NO_PKGS as undefined[];
         break;
       }
       if (!this.#host.pool.tryAcquire()) {

@@ -37,6 +37,9 @@ import type {
 type BunSocket = Bun.Socket<BunTransport | undefined>;
 type Handlers = Bun.SocketHandler<BunTransport | undefined>;
 
+/** The empty held-data list every transport starts with (never pushed to: replaced on the first hold). */
+const NONE_HELD: Uint8Array[] = [];
+
 function closedError(cause?: unknown): Error {
   return Object.assign(new Error("connection is closed", { cause }), { code: "ERR_SOCKET_CLOSED" });
 }
@@ -56,7 +59,7 @@ class BunTransport implements Transport {
   /** Whether `socket.pause()` is in force (also before `start()`, while early data is held). */
   #socketPaused = false;
   /** Data that arrived before `start()` or while paused; delivered in order on start/resume. */
-  #held: Uint8Array[] = [];
+  #held: Uint8Array[] = NONE_HELD;
   /** The socket ended (`error` undefined = clean EOF); reported to the sink after the held data. */
   #ended?: { error?: unknown };
   /** The part of the current write the kernel has not taken yet, and its promise. */
@@ -100,7 +103,7 @@ class BunTransport implements Transport {
   close(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#held = [];
+    this.#held = NONE_HELD;
     this.#socket.end();
     this.#failWrite(closedError());
   }
@@ -121,6 +124,7 @@ class BunTransport implements Transport {
   onData(chunk: Uint8Array): void {
     if (this.#done) return;
     if (!this.#sink || this.#paused || this.#held.length > 0) {
+      if (this.#held === NONE_HELD) this.#held = [];
       this.#held.push(chunk);
       this.#syncSocketPause();
       return;
@@ -164,7 +168,7 @@ class BunTransport implements Transport {
       this.#sink!.data(chunk);
     } catch (error) {
       // A throwing sink ends the connection with that error (Bun would route it to `error` and keep going).
-      this.#held = [];
+      this.#held = NONE_HELD;
       this.onEnd(error);
     }
   }

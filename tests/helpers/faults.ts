@@ -301,19 +301,29 @@ export async function probedAdapter(): Promise<{ adapter: RuntimeAdapter; probe:
         onConnection: (transport) => {
           const start = transport.start.bind(transport);
           transport.start = (sink: TransportSink) =>
-            start({
-              ...sink,
-              data: (chunk, from) => {
-                probe.current = chunk.length;
-                if (chunk.length > probe.max) probe.max = chunk.length;
-                sink.data(chunk, from);
-              },
-            });
+            start(withData(sink, (chunk, from) => {
+              probe.current = chunk.length;
+              if (chunk.length > probe.max) probe.max = chunk.length;
+              sink.data(chunk, from);
+            }));
           o.onConnection(transport);
         },
       }),
   };
   return { adapter, probe };
+}
+
+/**
+ * `sink` with its `data` replaced; every other method delegates to it. (A session's sink is a class instance
+ * whose methods live on its prototype, so `{ ...sink }` would drop them.)
+ */
+export function withData(sink: TransportSink, data: TransportSink["data"]): TransportSink {
+  return {
+    data,
+    closed: (error, info) => sink.closed(error, info),
+    drain: sink.drain && (() => sink.drain!()),
+    pong: sink.pong && (() => sink.pong!()),
+  };
 }
 
 /**

@@ -1,0 +1,275 @@
+// The guarantees behind the fast paths (issue 5), on real loopback sockets of whichever runtime runs the suite:
+// - what the handlers write while one read is handled leaves in one socket write, before the read returns;
+// - packages are views of the bytes read, and a later read never overwrites them (Deno reads into a buffer
+//   that it never reuses under a handed-out chunk);
+// - outbound slabs are pooled, zeroed when they come back, and never carry one session's bytes to another;
+// - Reader.readAt gives what read gives on the subarray;
+// - sessions share their endpoint's settings until one of them changes a setting.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, describe, it } from "node:test";
+import fc from "fast-check";
+import { type Codec, LengthFieldCodec, type ReadResult, type Session, TcpServer } from "../mod.ts";
+import { runtimeAdapter } from "../src/runtime/select.ts";
+import {
+  giveSlab,
+  MAX_SLAB_BYTES,
+  MIN_SLAB_BYTES,
+  POOL_MAX_BYTES,
+  pooledSlabBytes,
+  takeSlab,
+} from "../src/slab_pool.ts";
+import type { RuntimeAdapter, Transport, TransportSink } from "../src/transport.ts";
+import { withData } from "./helpers/faults.ts";
+import { assertNoLeaks, pattern, waitFor, within } from "./helpers/util.ts";
+
+const codec = new LengthFieldCodec();
+
+function frame(body: Uint8Array): Uint8Array {
+  return codec.write(undefined, body);
+}
+
+/** Connects a raw node:net client that collects everything it receives. */
+async function rawClient(port: number): Promise<{ socket: net.Socket; received: () => Uint8Array }> {
+  const chunks: Buffer[] = [];
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("data", (c: Buffer) => void chunks.push(c));
+  socket.on("error", () => {});
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  return { socket, received: () => new Uint8Array(Buffer.concat(chunks)) };
+}
+
+function endSocket(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
+    socket.once("close", () => resolve());
+    socket.end();
+  });
+}
+
+/** Wraps the runtime adapter: counts the server transports' reads and writes, and writes made during a read. */
+async function probingAdapter(): Promise<{
+  adapter: RuntimeAdapter;
+  stats: { reads: number; writes: number; writesDuringRead: number };
+}> {
+  const real = await runtimeAdapter();
+  const stats = { reads: 0, writes: 0, writesDuringRead: 0 };
+  let inRead = false;
+  const wrap = (t: Transport): Transport => {
+    const write = t.write.bind(t);
+    const start = t.start.bind(t);
+    t.write = (chunk: Uint8Array | string) => {
+      stats.writes++;
+      if (inRead) stats.writesDuringRead++;
+      return write(chunk);
+    };
+    t.start = (sink: TransportSink) =>
+      start(withData(sink, (chunk, from) => {
+        stats.reads++;
+        inRead = true;
+        try {
+          sink.data(chunk, from);
+        } finally {
+          inRead = false;
+        }
+      }));
+    return t;
+  };
+  const adapter: RuntimeAdapter = {
+    name: `probing-${real.name}`,
+    listenTcp: (o) => real.listenTcp({ ...o, onConnection: (t) => o.onConnection(wrap(t)) }),
+    connectTcp: (o) => real.connectTcp(o),
+  };
+  return { adapter, stats };
+}
+
+describe("hot path", () => {
+  after(assertNoLeaks);
+
+  it("writes the replies to one read in one socket write, before the read callback returns", async () => {
+    const { adapter, stats } = await probingAdapter();
+    const server = new TcpServer<Uint8Array>({ port: 0, adapter });
+    await server.runEventLoop((s) => {
+      s.setPkgHandler(codec);
+      s.setEventListener({ onMessage: (s, pkg) => void s.send(pkg) });
+    });
+    const { socket, received } = await rawClient(server.port);
+    const bodies = Array.from({ length: 300 }, (_, i) => pattern(8 + (i % 40), i));
+    const wire = Buffer.concat(bodies.map(frame));
+    socket.write(wire); // one write: the server sees it in one or a few reads
+    await waitFor(() => received().length === wire.length, 10_000, "the whole echo");
+    assert.deepEqual(received(), new Uint8Array(wire));
+    assert.ok(stats.reads >= 1);
+    assert.ok(stats.writes <= stats.reads, `${stats.writes} socket writes for ${stats.reads} reads`);
+    assert.equal(stats.writesDuringRead, stats.writes, "every reply left while its read was handled");
+    await endSocket(socket);
+    await server.close();
+  });
+
+  it("keeps packages from earlier reads intact while later reads arrive (packages are views, never overwritten)", async () => {
+    const kept: Uint8Array[] = [];
+    const server = new TcpServer<Uint8Array>({ port: 0 });
+    await server.runEventLoop((s) => {
+      s.setPkgHandler(codec);
+      s.setEventListener({ onMessage: (_s, pkg) => void kept.push(pkg) }); // kept as given: no copy
+    });
+    const { socket } = await rawClient(server.port);
+    const sizes = Array.from({ length: 1500 }, (_, i) => 1 + ((i * 7919) % 3000));
+    let sent = 0;
+    for (let burst = 0; burst < 30; burst++) {
+      const part = sizes.slice(burst * 50, burst * 50 + 50).map((n, j) => frame(pattern(n, burst * 50 + j)));
+      socket.write(Buffer.concat(part));
+      sent += part.length;
+      await waitFor(() => kept.length === sent, 10_000, `burst ${burst}`);
+    }
+    assert.equal(kept.length, sizes.length);
+    for (let i = 0; i < sizes.length; i++) {
+      assert.deepEqual(kept[i], pattern(sizes[i], i), `package ${i} (${sizes[i]} bytes) is intact`);
+    }
+    await endSocket(socket);
+    await server.close();
+  });
+
+  it("never sends one session's bytes to another through a pooled slab (a short encodeInto sends zeros)", async () => {
+    // Session 1 echoes with the stock codec (its slab, full of its peer's bytes, goes back to the pool);
+    // session 2's writer reserves 64 bytes per package but writes only the 4-byte length.
+    const lazy: Codec<Uint8Array> = {
+      read: (s, data) => codec.read(s, data),
+      write: () => new Uint8Array(68),
+      encodedLength: () => 68,
+      encodeInto: (_s, _pkg, target, offset) => void target.set([0, 0, 0, 64], offset),
+    };
+    const server = new TcpServer<Uint8Array>({ port: 0 });
+    let n = 0;
+    await server.runEventLoop((s) => {
+      s.setPkgHandler(n++ === 0 ? codec : lazy);
+      s.setEventListener({ onMessage: (s, pkg) => void s.send(pkg) });
+    });
+    // One package per round trip: each burst takes the same small slab from the pool (LIFO) and gives it back.
+    const secret = new Uint8Array(64).fill(0xee);
+    const first = await rawClient(server.port);
+    for (let i = 1; i <= 5; i++) {
+      first.socket.write(frame(secret));
+      await waitFor(() => first.received().length === i * 68, 10_000, "the first echo");
+    }
+    await waitFor(() => pooledSlabBytes() > 0, 5_000, "the slab back in the pool");
+    const second = await rawClient(server.port);
+    for (let i = 1; i <= 5; i++) {
+      second.socket.write(frame(new Uint8Array(64).fill(1)));
+      await waitFor(() => second.received().length === i * 68, 10_000, "the second echo");
+    }
+    const got = second.received();
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(got.subarray(i * 68, i * 68 + 4), new Uint8Array([0, 0, 0, 64]));
+      assert.ok(got.subarray(i * 68 + 4, (i + 1) * 68).every((b) => b === 0), `package ${i}: zeros, not 0xee`);
+    }
+    await Promise.all([endSocket(first.socket), endSocket(second.socket)]);
+    await server.close();
+  });
+
+  it("shares the endpoint's settings until a session changes one, and then changes only that session", async () => {
+    const server = new TcpServer<Uint8Array>({ port: 0, session: { readTimeout: 30_000 } });
+    const sessions: Session<Uint8Array>[] = [];
+    await server.runEventLoop((s) => {
+      s.setPkgHandler(codec);
+      sessions.push(s);
+    });
+    const a = await rawClient(server.port);
+    const b = await rawClient(server.port);
+    await waitFor(() => sessions.length === 2);
+    sessions[0].setReadTimeout(1_000);
+    sessions[0].setWaterMarks({ highWaterMark: 4096, lowWaterMark: 1024 });
+    assert.equal(sessions[0].config.readTimeout, 1_000);
+    assert.equal(sessions[0].config.highWaterMark, 4096);
+    assert.equal(sessions[1].config.readTimeout, 30_000, "the sibling keeps the endpoint's setting");
+    assert.notEqual(sessions[1].config.highWaterMark, 4096);
+    const c = await rawClient(server.port);
+    await waitFor(() => sessions.length === 3);
+    assert.equal(sessions[2].config.readTimeout, 30_000, "a new session gets the endpoint's setting");
+    await Promise.all([a, b, c].map((x) => endSocket(x.socket)));
+    await server.close();
+  });
+
+  it("resolves `closed` read for the first time after the session closed", async () => {
+    const server = new TcpServer<Uint8Array>({ port: 0 });
+    const sessions: Session<Uint8Array>[] = [];
+    await server.runEventLoop((s) => void sessions.push(s));
+    const a = await rawClient(server.port);
+    await waitFor(() => sessions.length === 1);
+    a.socket.end();
+    await waitFor(() => sessions[0].state === "closed", 5_000, "the session to close");
+    const info = await within(sessions[0].closed, 1_000, "closed");
+    assert.equal(info.initiator, "peer");
+    assert.equal(await sessions[0].closed, info, "the same info every time");
+    await server.close();
+  });
+});
+
+describe("slab pool", () => {
+  it("hands a given-back slab out again, zeroed where it was used, and sizes slabs in powers of two", () => {
+    const slab = takeSlab(3000);
+    assert.equal(slab.length, 4096);
+    slab.fill(0xab, 0, 100);
+    const before = pooledSlabBytes();
+    giveSlab(slab, 100);
+    assert.equal(pooledSlabBytes(), before + 4096);
+    const again = takeSlab(4000);
+    assert.equal(again, slab, "the same buffer comes back");
+    assert.ok(again.subarray(0, 100).every((b) => b === 0), "zeroed where it was used");
+    assert.equal(takeSlab(1).length, MIN_SLAB_BYTES);
+    assert.equal(takeSlab(10 * MAX_SLAB_BYTES).length, MAX_SLAB_BYTES);
+  });
+
+  it("keeps at most POOL_MAX_BYTES and ignores buffers that are not slabs", () => {
+    const start = pooledSlabBytes();
+    const slabs = Array.from({ length: POOL_MAX_BYTES / MAX_SLAB_BYTES + 4 }, () => takeSlab(MAX_SLAB_BYTES));
+    for (const s of slabs) giveSlab(s, 0);
+    assert.ok(pooledSlabBytes() <= POOL_MAX_BYTES, `${pooledSlabBytes()} bytes pooled`);
+    const mid = pooledSlabBytes();
+    giveSlab(new Uint8Array(3000), 0);
+    assert.equal(pooledSlabBytes(), mid, "a 3000-byte buffer is not pooled");
+    for (let i = 0; i < slabs.length; i++) takeSlab(MAX_SLAB_BYTES); // drain what this test added
+    assert.ok(pooledSlabBytes() <= Math.max(start, mid));
+  });
+});
+
+describe("Reader.readAt", () => {
+  it("gives what read gives on the subarray, for every layout and offset (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          width: fc.constantFrom(1 as const, 2 as const, 4 as const, 8 as const),
+          little: fc.boolean(),
+          adjustment: fc.integer({ min: -2, max: 2 }),
+        }),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.nat(70),
+        ({ width, little, adjustment }, data, at) => {
+          const c = new LengthFieldCodec({
+            lengthFieldLength: width,
+            byteOrder: little ? "little" : "big",
+            lengthAdjustment: adjustment,
+            maxFrameLength: 1 << 20,
+          });
+          const offset = Math.min(at, data.length);
+          const outcome = (f: () => ReadResult<Uint8Array>) => {
+            try {
+              const r = f();
+              return r === undefined ? "more" : "pkg" in r ? { pkg: [...r.pkg], length: r.length } : r;
+            } catch (error) {
+              return `${(error as Error).name}: ${(error as Error).message}`;
+            }
+          };
+          assert.deepEqual(
+            outcome(() => c.readAt(undefined, data, offset)),
+            outcome(() => c.read(undefined, data.subarray(offset))),
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
