@@ -65,6 +65,10 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
   readonly #strip: number;
   readonly #maxFrame: number;
   readonly #headerEnd: number;
+  /** Largest value the length field holds. */
+  readonly #limit: number;
+  /** Whether `write` can produce this layout (offset 0, the header stripped). */
+  readonly #encodable: boolean;
 
   /** Creates the codec; throws {@link InvalidOptionError} naming the first invalid option. */
   constructor(options: LengthFieldCodecOptions = {}) {
@@ -84,6 +88,8 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     this.#headerEnd = this.#offset + this.#width;
     this.#strip = optInt("initialBytesToStrip", options.initialBytesToStrip, this.#headerEnd, 0);
     this.#maxFrame = optInt("maxFrameLength", options.maxFrameLength, MAX, 1);
+    this.#limit = this.#width === 8 ? MAX : 2 ** (8 * this.#width) - 1;
+    this.#encodable = this.#offset === 0 && this.#strip === this.#width;
     if (this.#maxFrame < this.#headerEnd) {
       throw new InvalidOptionError(
         "maxFrameLength",
@@ -102,7 +108,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     const available = data.length - offset;
     if (available < this.#headerEnd) return undefined;
     const value = this.#getValue(data, offset);
-    if (!Number.isSafeInteger(value)) {
+    if (this.#width === 8 && !Number.isSafeInteger(value)) {
       throw new CodecError(`length field value ${value} exceeds Number.MAX_SAFE_INTEGER`);
     }
     const frameLength = this.#headerEnd + value + this.#adjustment;
@@ -119,7 +125,9 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
       throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
     }
     if (available < frameLength) return { declared: frameLength };
-    return { pkg: data.subarray(offset + this.#strip, offset + frameLength), length: frameLength };
+    // A view (no copy); `new Uint8Array(buffer, …)` skips subarray's species lookup.
+    const start = data.byteOffset + offset + this.#strip;
+    return { pkg: new Uint8Array(data.buffer, start, frameLength - this.#strip), length: frameLength };
   }
 
   /**
@@ -134,7 +142,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
 
   /** The encoded size of `pkg` (header + body); validates like {@link write}. */
   encodedLength(_session: Session<Uint8Array> | undefined, pkg: Uint8Array): number {
-    if (this.#offset !== 0 || this.#strip !== this.#width) {
+    if (!this.#encodable) {
       throw new CodecError(
         "LengthFieldCodec can only encode frames with lengthFieldOffset 0 and initialBytesToStrip equal to " +
           "lengthFieldLength; supply your own Writer for this layout",
@@ -145,7 +153,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
       throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
     }
     const value = pkg.length - this.#adjustment;
-    const limit = this.#width === 8 ? MAX : 2 ** (8 * this.#width) - 1;
+    const limit = this.#limit;
     if (value < 0 || value > limit) {
       throw new CodecError(
         `cannot encode a ${pkg.length}-byte package: length field value ${value} does not fit ` +
