@@ -125,9 +125,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
       throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
     }
     if (available < frameLength) return { declared: frameLength };
-    // A view (no copy); `new Uint8Array(buffer, …)` skips subarray's species lookup.
-    const start = data.byteOffset + offset + this.#strip;
-    return { pkg: new Uint8Array(data.buffer, start, frameLength - this.#strip), length: frameLength };
+    return { pkg: data.subarray(offset + this.#strip, offset + frameLength), length: frameLength };
   }
 
   /**
