@@ -402,7 +402,7 @@ export class Outbound {
       if (slab !== undefined && !this.#failed) {
         this.#slab = undefined;
         this.#target = EMPTY;
-        giveSlab(slab, this.#slabUsed);
+        giveSlab(slab);
       }
       this.#wakeIdle();
     }

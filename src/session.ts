@@ -24,6 +24,7 @@ import {
 } from "./errors.ts";
 import type { HandlerPool } from "./handler_pool.ts";
 import { getLogger } from "./logger.ts";
+import { isExactWriter } from "./codec/exact.ts";
 import { checkMs } from "./options.ts";
 import { Outbound, type OutboundHost, rejected, type WriteResult } from "./outbound.ts";
 import { scheduler } from "./scheduler.ts";
@@ -185,6 +186,8 @@ export class Session<P = Uint8Array> {
   #listener: EventListener<P> = {};
   #reader: Reader<P> | undefined;
   #writer: Writer<P> | undefined;
+  /** Whether the writer fills every byte it reserves (built-in codecs); else reservations are zeroed first. */
+  #writerExact = false;
   #state: SessionState = "new";
   #started = false;
   #transportDead = false;
@@ -328,6 +331,7 @@ export class Session<P = Uint8Array> {
   setPkgHandler(codec: Codec<P>): void {
     this.#reader = codec;
     this.#writer = codec;
+    this.#writerExact = isExactWriter(codec);
   }
 
   /** Sets the reader. Without one, each received chunk is delivered as a `Uint8Array` package. */
@@ -338,6 +342,7 @@ export class Session<P = Uint8Array> {
   /** Sets the writer. Without one, packages must be `Uint8Array` (or `string`, sent as UTF-8). */
   setWriter(writer: Writer<P> | undefined): void {
     this.#writer = writer;
+    this.#writerExact = isExactWriter(writer);
   }
 
   /** Sets the cron period in ms (0 = off); takes effect at once. */
@@ -529,6 +534,8 @@ export class Session<P = Uint8Array> {
       if (w?.encodeInto && w.encodedLength) {
         const len = w.encodedLength(this, pkg);
         const off = out.reserve(len);
+        // A pooled slab holds earlier bytes: a writer not known to fill its reservation writes over zeros.
+        if (!this.#writerExact) out.target.fill(0, off, off + len);
         w.encodeInto(this, pkg, out.target, off);
         return out.commit(off, len, 1, timeout, now, withPromise);
       }

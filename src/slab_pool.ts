@@ -6,8 +6,8 @@
  *
  * Only a slab no transport references any more may be given back: after its writes completed (`write`
  * returned `true` or its promise resolved), never after a failure, when a write may still be in flight.
- * A slab is zeroed where it was used when it comes back, so a writer that leaves bytes of its reservation
- * unwritten sends zeros, never another session's data.
+ * A slab comes back with the bytes last written into it: whoever encodes into it must write every byte it
+ * sends (the session zeroes a reservation first for writers not known to do so, see codec/exact.ts).
  *
  * @module
  */
@@ -39,12 +39,11 @@ export function takeSlab(bytes: number): Uint8Array {
   return slab;
 }
 
-/** Gives back a slab from {@link takeSlab} that nothing references any more; `used` bytes from its start were written. */
-export function giveSlab(slab: Uint8Array, used: number): void {
+/** Gives back a slab from {@link takeSlab} that nothing references any more. */
+export function giveSlab(slab: Uint8Array): void {
   if (pooledBytes + slab.length > POOL_MAX_BYTES) return;
   const k = classOf(slab.length);
   if ((MIN_SLAB_BYTES << k) !== slab.length) return; // not one of ours
-  slab.fill(0, 0, used);
   free[k].push(slab);
   pooledBytes += slab.length;
 }

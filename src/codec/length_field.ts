@@ -7,6 +7,7 @@
 import type { Codec, ReadResult } from "../codec.ts";
 import { CodecError, InvalidOptionError, MessageTooLongError } from "../errors.ts";
 import { checkKnownKeys, checkOneOf, optInt } from "../options.ts";
+import { markExactWriter } from "./exact.ts";
 import type { Session } from "../session.ts";
 
 /** Options of {@link LengthFieldCodec}. Every field is optional. */
@@ -90,6 +91,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     this.#maxFrame = optInt("maxFrameLength", options.maxFrameLength, MAX, 1);
     this.#limit = this.#width === 8 ? MAX : 2 ** (8 * this.#width) - 1;
     this.#encodable = this.#offset === 0 && this.#strip === this.#width;
+    markExactWriter(this);
     if (this.#maxFrame < this.#headerEnd) {
       throw new InvalidOptionError(
         "maxFrameLength",
