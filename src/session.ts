@@ -200,6 +200,13 @@ export class Session<P = Uint8Array> {
   #active = Date.now();
   #lastRead = this.#active;
   #nextCron = Infinity;
+  /**
+   * No write deadline comes before this (the outbound buffer reports each new earliest one through `wakeAt`);
+   * it may be stale-early once writes complete, which only costs one extra check.
+   */
+  #writeDeadline = Infinity;
+  /** Whether the transport sends heartbeats on cron ticks (WebSocket). */
+  readonly #pings: boolean;
   #closeDeadline = Infinity;
   #readBytes = 0;
   #writeBytes = 0;
@@ -227,6 +234,7 @@ export class Session<P = Uint8Array> {
   constructor(transport: Transport, host: SessionHost, config: SessionConfig, name: string) {
     this.#transport = transport;
     this.#framing = transport.framing;
+    this.#pings = typeof transport.ping === "function";
     this.#host = host;
     this.#config = config;
     this.#name = name;
@@ -594,6 +602,7 @@ export class Session<P = Uint8Array> {
       writeFailed: (s, error) => s.#writeFailed(error),
       writeTimedOut: (s, error, midFrame) => s.#writeTimedOut(error, midFrame),
       wakeAt: (s, at) => {
+        if (at < s.#writeDeadline) s.#writeDeadline = at;
         if (s._bucket === undefined || at < s._bucket) s.#schedule(at);
       },
     };
@@ -828,11 +837,15 @@ export class Session<P = Uint8Array> {
       this.#closeWith(new ReadTimeoutError(c.readTimeout), "error");
       return;
     }
-    const writeDeadline = this.#out.checkTimeouts(now);
-    if (this.#state !== "open") return;
+    // The outbound buffer (another object, cold in a large server) is only asked when a write deadline may be due.
+    let writeDeadline = this.#writeDeadline;
+    if (writeDeadline <= now) {
+      writeDeadline = this.#writeDeadline = this.#out.checkTimeouts(now);
+      if (this.#state !== "open") return;
+    }
     if (this.#nextCron <= now) {
       this.#nextCron = now + c.cronPeriod;
-      this.#transport.ping?.();
+      if (this.#pings) this.#transport.ping!();
       const onCron = this.#listener.onCron;
       if (onCron) {
         // Called directly (no closure per tick): this runs for every session every period.
@@ -851,7 +864,7 @@ export class Session<P = Uint8Array> {
   }
 
   /** Re-arms the shared timer for the next of: cron, read timeout, write timeout. */
-  #reschedule(now = Date.now(), writeDeadline = this.#out.checkTimeouts(now)): void {
+  #reschedule(now = Date.now(), writeDeadline = this.#writeDeadline): void {
     if (this.#state !== "open") return;
     const c = this.#config;
     if (!this.#started) {
@@ -859,7 +872,7 @@ export class Session<P = Uint8Array> {
       if (writeDeadline !== Infinity) this.#schedule(writeDeadline);
       return;
     }
-    if (c.cronPeriod > 0 && (this.#listener.onCron || this.#transport.ping)) {
+    if (c.cronPeriod > 0 && (this.#listener.onCron || this.#pings)) {
       if (this.#nextCron === Infinity) this.#nextCron = now + c.cronPeriod;
     } else {
       this.#nextCron = Infinity;
