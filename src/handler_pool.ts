@@ -44,10 +44,15 @@ export class HandlerPool {
    * served by the same loop, not by recursion, so a long queue cannot overflow the stack.
    */
   release(): void {
+    // The common case stays tiny (and inlinable): nobody waiting.
     if (this.#waiting.length === 0 && !this.#releasing) {
       this.#running--;
       return;
     }
+    this.#handOver();
+  }
+
+  #handOver(): void {
     this.#releases++;
     if (this.#releasing) return;
     this.#releasing = true;

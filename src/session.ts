@@ -170,6 +170,8 @@ export class Session<P = Uint8Array> {
   readonly #transport: Transport;
   readonly #framing: Framing;
   readonly #host: SessionHost;
+  /** The endpoint's handler pool when it is bounded (maxConcurrentHandlers); unbounded pools are not consulted. */
+  readonly #pool: HandlerPool | undefined;
   #config: SessionConfig;
   readonly #out: Outbound;
   /** Bytes of an incomplete frame, as owned chunks (joined once the frame can be complete). */
@@ -236,6 +238,7 @@ export class Session<P = Uint8Array> {
     this.#framing = transport.framing;
     this.#pings = typeof transport.ping === "function";
     this.#host = host;
+    this.#pool = host.pool.limit === Infinity ? undefined : host.pool;
     this.#config = config;
     this.#name = name;
     this.#port = new SessionPort(this as Session<unknown>);
@@ -1065,7 +1068,7 @@ export class Session<P = Uint8Array> {
       if ((this.#readableController.desiredSize ?? 1) <= 0) this.#pauseRead();
     }
     if (!this.#listener.onMessage) return;
-    if (!this.#busy && this.#inbound.length === 0 && this.#host.pool.tryAcquire()) {
+    if (!this.#busy && this.#inbound.length === 0 && (this.#pool === undefined || this.#pool.tryAcquire())) {
       this.#handle(pkg, from);
       return;
     }
@@ -1086,7 +1089,7 @@ export class Session<P = Uint8Array> {
     try {
       result = this.#listener.onMessage!(this, pkg, from);
     } catch (error) {
-      this.#host.pool.release();
+      this.#pool?.release();
       this.#emitError(new HandlerError("onMessage", error));
       return;
     }
@@ -1101,27 +1104,29 @@ export class Session<P = Uint8Array> {
       );
       return;
     }
-    this.#host.pool.release();
+    this.#pool?.release();
   }
 
   #handled(): void {
-    this.#host.pool.release();
+    this.#pool?.release();
     this.#busy = false;
     this.#drainInbound();
   }
 
   #waitForSlot(): void {
     this.#busy = true;
-    this.#host.pool.enqueue(() => {
+    const granted = () => {
       this.#busy = false;
       if (this.#inbound.length === 0) {
-        this.#host.pool.release();
+        this.#pool?.release();
         this.#afterInbound();
         return;
       }
       this.#handle(this.#inbound.shift() as P, this.#inboundFrom.shift());
       if (!this.#busy) this.#drainInbound();
-    });
+    };
+    if (this.#pool) this.#pool.enqueue(granted);
+    else queueMicrotask(granted); // an unbounded pool has a slot at once
   }
 
   #drainInbound(): void {
@@ -1131,7 +1136,7 @@ export class Session<P = Uint8Array> {
         this.#inboundFrom = NO_PKGS as undefined[];
         break;
       }
-      if (!this.#host.pool.tryAcquire()) {
+      if (this.#pool !== undefined && !this.#pool.tryAcquire()) {
         this.#waitForSlot();
         return;
       }
