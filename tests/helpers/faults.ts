@@ -2,8 +2,8 @@
 // arbitrary bytes, stop reading, half-close or reset mid-frame; a chunk probe on the runtime adapter (what the
 // session read path really received); echo endpoints per stream transport; RSS sampling with a trend check.
 //
-// Transports: TCP and TLS here. WebSocket is being built elsewhere: see the TODO(ws) hooks below (`streamTargets`,
-// `WsFaultHooks`); a WS target only has to provide the same four members as a StreamTarget.
+// Transports: TCP and TLS here; WebSocket targets (the same four members as a StreamTarget, plus `url`) and the WS
+// fault hooks are in tests/helpers/ws_faults.ts.
 import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
@@ -155,6 +155,7 @@ export function resetSocket(socket: net.Socket): "reset" | "destroy" {
 interface DenoTlsConn {
   readonly localAddr: { port: number };
   handshake(): Promise<unknown>;
+  read(into: Uint8Array): Promise<number | null>;
   write(data: Uint8Array): Promise<number>;
   close(): void;
 }
@@ -239,9 +240,26 @@ export async function rawConnect(
   };
 }
 
-async function denoStuckTls(port: number): Promise<RawConn> {
+/**
+ * A Deno-native TLS peer that never reads. With `prelude`, it first writes `prelude.request` and reads until
+ * `prelude.done(bytes so far)` (e.g. a WebSocket upgrade and its response); `received()` then returns those bytes.
+ */
+export async function denoStuckTls(
+  port: number,
+  prelude?: { request: Uint8Array; done(received: Uint8Array): boolean },
+): Promise<RawConn> {
   const conn = await DenoNs!.connectTls({ hostname: "127.0.0.1", port, caCerts: [tlsFixtures().ca] });
   await conn.handshake();
+  let got: Uint8Array = new Uint8Array(0);
+  if (prelude) {
+    for (let off = 0; off < prelude.request.length;) off += await conn.write(prelude.request.subarray(off));
+    const buf = new Uint8Array(16 * 1024);
+    while (!prelude.done(got)) {
+      const n = await within(conn.read(buf), 5_000, "the prelude's answer");
+      if (n === null) break;
+      got = concatBytes([got, buf.subarray(0, n)]);
+    }
+  }
   let closedFlag = false;
   let resolveClosed!: (v: { error?: string }) => void;
   const closed = new Promise<{ error?: string }>((resolve) => (resolveClosed = resolve));
@@ -258,8 +276,8 @@ async function denoStuckTls(port: number): Promise<RawConn> {
   return {
     socket: undefined,
     localPort: conn.localAddr.port,
-    received: () => new Uint8Array(0),
-    receivedBytes: () => 0,
+    received: () => got,
+    receivedBytes: () => got.length,
     closed,
     isClosed: () => closedFlag,
     write: async (data) => {
@@ -358,11 +376,7 @@ export interface StreamTarget {
   raw(port: number, options?: { stuck?: boolean }): Promise<RawConn>;
 }
 
-/**
- * TCP and TLS. TODO(ws): the WebSocket helper adds `{ name: "ws", … }` here once WsServer/WsClient land (src/ws):
- * `server()`/`client()` map to their options, `raw()` to a node:net peer that completes the upgrade by hand
- * (tests/helpers/ws.ts has rawRequest / clientFrame) and then writes raw frames. See {@link WsFaultHooks}.
- */
+/** TCP and TLS (WebSocket: `wsTargets()` in tests/helpers/ws_faults.ts). */
 export function streamTargets(): StreamTarget[] {
   const { cert, key, ca } = tlsFixtures();
   return [
@@ -376,23 +390,39 @@ export function streamTargets(): StreamTarget[] {
   ];
 }
 
+/** The server session of a raw peer (matched by the peer's local port: remoteAddr is `127.0.0.1:<localPort>`). */
+export async function sessionOf<R extends { session: { readonly remoteAddr: string } }>(
+  records: readonly R[],
+  raw: { readonly localPort: number },
+): Promise<R> {
+  const remote = `127.0.0.1:${raw.localPort}`;
+  let found: R | undefined;
+  await waitFor(() => (found = records.find((r) => r.session.remoteAddr === remote)), 5_000, "server session");
+  return found!;
+}
+
 /**
- * TODO(ws): what the WebSocket fault tests need, for the WS helper to implement next to src/ws. Each maps to a
- * TCP/TLS test of tests/reliability_faults.test.ts:
- * - `resetMidMessage`: send half a frame (header + part of the payload) and reset → ERR_CONNECTION or peer close;
- * - `finMidMessage`: half a frame then FIN without a close frame → the session ends, nothing half-delivered;
- * - `slowLorisUpgrade`: a partial HTTP upgrade request, then silence → closed within a bounded time;
- * - `slowLorisFrame`: a partial frame header, then silence → ReadTimeoutError (ERR_READ_TIMEOUT);
- * - `stopReading`: a peer that stops reading → pendingBytes <= outboundCap, ERR_SESSION_BLOCKED / ERR_WRITE_TIMEOUT;
- * - `oversizedMessage`: a frame declaring more than maxMsgLen → ERR_MESSAGE_TOO_LONG, close code 1009.
+ * The newSession callback of a recording server: every session is recorded in `records` (packages, errors, close
+ * info) and, unless `echo` is false, every package is written back (failures are recorded by onError like any
+ * other). `codec` frames the packages; without one, each chunk (a WebSocket message) is a package.
  */
-export interface WsFaultHooks {
-  resetMidMessage(port: number): Promise<void>;
-  finMidMessage(port: number): Promise<void>;
-  slowLorisUpgrade(port: number): Promise<RawConn>;
-  slowLorisFrame(port: number): Promise<RawConn>;
-  stopReading(port: number): Promise<RawConn>;
-  oversizedMessage(port: number, size: number): Promise<void>;
+export function recordSessions(
+  records: SessionRecord[],
+  behaviour: { echo?: boolean; codec?: Codec<Uint8Array> } = {},
+): (session: Session<Uint8Array>) => void {
+  return (session) => {
+    const record: SessionRecord = { session, packages: [], errors: [] };
+    records.push(record);
+    if (behaviour.codec) session.setPkgHandler(behaviour.codec);
+    session.setEventListener({
+      onMessage: (s, pkg) => {
+        record.packages.push(pkg.slice());
+        if (behaviour.echo !== false) void s.writePkg(pkg).catch(() => {});
+      },
+      onError: (_s, e) => void record.errors.push(e),
+      onClose: (_s, info) => void (record.info = info),
+    });
+  };
 }
 
 /**
@@ -406,20 +436,29 @@ export async function recordingServer(
 ): Promise<{ server: TcpServer<Uint8Array>; records: SessionRecord[] }> {
   const records: SessionRecord[] = [];
   const server = new TcpServer<Uint8Array>({ port: 0, ...target.server(), ...options });
-  await server.runEventLoop((session) => {
-    const record: SessionRecord = { session, packages: [], errors: [] };
-    records.push(record);
-    session.setPkgHandler(behaviour.codec ?? lengthCodec);
-    session.setEventListener({
-      onMessage: (s, pkg) => {
-        record.packages.push(pkg.slice());
-        if (behaviour.echo !== false) void s.writePkg(pkg).catch(() => {});
-      },
-      onError: (_s, e) => void record.errors.push(e),
-      onClose: (_s, info) => void (record.info = info),
-    });
-  });
+  await server.runEventLoop(recordSessions(records, { ...behaviour, codec: behaviour.codec ?? lengthCodec }));
   return { server, records };
+}
+
+/**
+ * The newSession callback of a collecting client: each session's packages go to `got`, errors to `errors`, close
+ * infos to `closes`. `codec` frames the packages; without one, each chunk (a WebSocket message) is a package.
+ */
+export function collectSessions(
+  got: Map<Session<Uint8Array>, Uint8Array[]>,
+  errors: GettyError[],
+  codec?: Codec<Uint8Array>,
+  closes?: CloseInfo[],
+): (session: Session<Uint8Array>) => void {
+  return (s) => {
+    got.set(s, []);
+    if (codec) s.setPkgHandler(codec);
+    s.setEventListener({
+      onMessage: (s, pkg) => void got.get(s)!.push(pkg.slice()),
+      onError: (_s, e) => void errors.push(e),
+      onClose: closes && ((_s, info) => void closes.push(info)),
+    });
+  };
 }
 
 /** A client pool with the suite's codec that collects every package per session. */
@@ -431,14 +470,7 @@ export async function collectingClient(
   const got = new Map<Session<Uint8Array>, Uint8Array[]>();
   const errors: GettyError[] = [];
   const client = new TcpClient<Uint8Array>({ host: "127.0.0.1", port, ...target.client(), ...options });
-  await client.runEventLoop((s) => {
-    got.set(s, []);
-    s.setPkgHandler(lengthCodec);
-    s.setEventListener({
-      onMessage: (s, pkg) => void got.get(s)!.push(pkg.slice()),
-      onError: (_s, e) => void errors.push(e),
-    });
-  });
+  await client.runEventLoop(collectSessions(got, errors, lengthCodec));
   return { client, got, errors };
 }
 

@@ -90,27 +90,37 @@ export function rawRequest(
       if (options.pauseAfterHead) socket.pause();
     }
     after += d.length;
-    // parse complete server frames (unmasked)
-    for (;;) {
-      if (buf.length < 2) break;
-      let len = buf[1] & 0x7f;
-      let off = 2;
-      if (len === 126) {
-        if (buf.length < 4) break;
-        len = buf.readUInt16BE(2);
-        off = 4;
-      } else if (len === 127) {
-        if (buf.length < 10) break;
-        len = Number(buf.readBigUInt64BE(2));
-        off = 10;
-      }
-      if (buf.length < off + len) break;
-      frames.push([buf[0] & 0x0f, new Uint8Array(buf.subarray(off, off + len))]);
-      buf = buf.subarray(off + len);
-    }
+    buf = buf.subarray(parseServerFrames(buf, frames));
   });
   socket.on("close", () => rejectHead(new Error("closed before a response")));
   return { socket, head, received: () => after, closed, frames };
+}
+
+/**
+ * Parses the complete (unmasked) server frames at the start of `buf` into `frames` as [opcode, payload copy];
+ * returns how many bytes they took (a trailing partial frame is left).
+ */
+export function parseServerFrames(buf: Uint8Array, frames: Array<[number, Uint8Array]>): number {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let at = 0;
+  for (;;) {
+    if (buf.length - at < 2) break;
+    let len = buf[at + 1] & 0x7f;
+    let off = 2;
+    if (len === 126) {
+      if (buf.length - at < 4) break;
+      len = dv.getUint16(at + 2);
+      off = 4;
+    } else if (len === 127) {
+      if (buf.length - at < 10) break;
+      len = Number(dv.getBigUint64(at + 2));
+      off = 10;
+    }
+    if (buf.length - at < off + len) break;
+    frames.push([buf[at] & 0x0f, new Uint8Array(buf.subarray(at + off, at + off + len))]); // a copy, also of a Buffer
+    at += off + len;
+  }
+  return at;
 }
 
 /** A masked client frame. */
