@@ -16,7 +16,9 @@
  * @module
  */
 
-const args = parseArgs(Bun.argv.slice(2), {
+import { parseArgs, requireTransport } from "./raw_common.ts";
+
+const args = parseArgs("raw_echo_bun", Bun.argv.slice(2), {
   transport: "tcp",
   host: "127.0.0.1",
   port: "0",
@@ -28,19 +30,6 @@ const KEEP_BYTES = 16 * 1024;
 /** Pending reply bytes above which the socket stops reading until `drain` empties them. */
 const PAUSE_BYTES = 1024 * 1024;
 const EMPTY = new Uint8Array(0);
-
-function parseArgs(argv: string[], defaults: Record<string, string>): Record<string, string> {
-  const out = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const key = argv[i].replace(/^--/, "");
-    if (!(key in defaults) || i + 1 >= argv.length) {
-      console.error(`raw_echo_bun: unknown or incomplete option ${argv[i]}`);
-      process.exit(2);
-    }
-    out[key] = argv[++i];
-  }
-  return out;
-}
 
 interface State {
   acc: Uint8Array; // cumulation buffer for a partial frame
@@ -142,13 +131,7 @@ function onDrain(socket: Sock): void {
   }
 }
 
-if (args.transport !== "tcp") {
-  // TODO(ws): Bun.serve + server.upgrade, one package per binary message, echoed with ws.send (status -1/0 =
-  // backpressure/drop: keep a queue and retry from the websocket drain handler).
-  // TODO(udp): Bun.udpSocket, one package per datagram, echoed with send(data, port, address).
-  console.error(`raw_echo_bun: --transport ${args.transport} is not implemented yet (tcp only)`);
-  process.exit(2);
-}
+requireTransport("raw_echo_bun", args.transport, "tcp", " (WebSocket, UDP: bench/raw_ws_bun.ts, raw_udp_bun.ts)");
 
 const server = Bun.listen<State>({
   hostname: args.host,

@@ -16,7 +16,9 @@
  * @module
  */
 
-const args = parseArgs(Deno.args, {
+import { parseArgs, requireTransport } from "./raw_common.ts";
+
+const args = parseArgs("raw_echo_deno", Deno.args, {
   transport: "tcp",
   host: "127.0.0.1",
   port: "0",
@@ -27,19 +29,6 @@ const MAX_LEN = Number(args["max-len"]);
 const READ_BUF = Number(args["read-buf"]);
 /** Cumulation buffers up to this size are kept when they empty (same rule as the library's ReadBuffer). */
 const KEEP_BYTES = 16 * 1024;
-
-function parseArgs(argv: string[], defaults: Record<string, string>): Record<string, string> {
-  const out = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const key = argv[i].replace(/^--/, "");
-    if (!(key in defaults) || i + 1 >= argv.length) {
-      console.error(`raw_echo_deno: unknown or incomplete option ${argv[i]}`);
-      Deno.exit(2);
-    }
-    out[key] = argv[++i];
-  }
-  return out;
-}
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   let off = 0;
@@ -122,12 +111,7 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
   }
 }
 
-if (args.transport !== "tcp") {
-  // TODO(ws): Deno.serve + Deno.upgradeWebSocket, one package per binary message, echoed as one message.
-  // TODO(udp): Deno.listenDatagram (--unstable-net), one package per datagram, echoed to the sender.
-  console.error(`raw_echo_deno: --transport ${args.transport} is not implemented yet (tcp only)`);
-  Deno.exit(2);
-}
+requireTransport("raw_echo_deno", args.transport, "tcp", " (WebSocket, UDP: bench/raw_ws_deno.ts, raw_udp_deno.ts)");
 const listener = Deno.listen({ hostname: args.host, port: Number(args.port) });
 console.log(`listening tcp ${args.host}:${(listener.addr as Deno.NetAddr).port}`);
 for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => Deno.exit(0));

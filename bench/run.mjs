@@ -1,10 +1,11 @@
 // The benchmark driver: library echo server vs. a raw echo server on the same runtime, same machine, same run.
 //
-//   node bench/run.mjs --runtime deno|bun [--quick] [--runs N] [--warmup S] [--duration S]
-//                      [--configs latency,small,large,idle,cron] [--idle-conns N] [--cron-duration S]
-//                      [--transport tcp] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES]
+//   node bench/run.mjs --runtime deno|bun [--quick] [--transport tcp,ws,udp] [--runs N] [--warmup S]
+//                      [--duration S] [--configs latency,small,large,idle,cron] [--idle-conns N]
+//                      [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES]
 //
-// See bench/README.md for the method. Writes bench/results/<runtime>.md (the table) and <runtime>.json (every run).
+// See bench/README.md for the method. Writes bench/results/<runtime>.md (the tables) and <runtime>.json (every
+// run); the statistics and the Markdown are in report.mjs.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -12,6 +13,7 @@ import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { fmt, fmtInt, median, report } from "./report.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(benchDir);
@@ -24,7 +26,7 @@ const { values: opt } = parseArgs({
   args: process.argv.slice(2),
   options: {
     runtime: { type: "string" },
-    transport: { type: "string", default: "tcp" },
+    transport: { type: "string", default: "tcp,ws,udp" },
     quick: { type: "boolean", default: false },
     runs: { type: "string" },
     warmup: { type: "string" },
@@ -41,9 +43,9 @@ const { values: opt } = parseArgs({
 });
 if (opt.help || (opt.runtime !== "deno" && opt.runtime !== "bun")) {
   console.error(
-    "usage: node bench/run.mjs --runtime deno|bun [--quick] [--runs N] [--warmup S] [--duration S]\n" +
-      "                          [--configs latency,small,large,idle,cron] [--idle-conns N] [--cron-duration S]\n" +
-      "                          [--transport tcp] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES (deno)]",
+    "usage: node bench/run.mjs --runtime deno|bun [--quick] [--transport tcp,ws,udp] [--runs N] [--warmup S]\n" +
+      "                          [--duration S] [--configs latency,small,large,idle,cron] [--idle-conns N]\n" +
+      "                          [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES (deno)]",
   );
   process.exit(opt.help ? 0 : 2);
 }
@@ -57,35 +59,75 @@ const CRON_DURATION = Number(opt["cron-duration"] ?? (quick ? 2 : 10));
 const CONFIGS = (opt.configs ?? "latency,small,large,idle,cron").split(",").map((s) => s.trim()).filter(Boolean);
 const outDir = opt.out ?? path.join(benchDir, "results");
 
-// Load configurations (loadgen: connections × pipeline depth × payload size).
-const LOADS = {
+// Load configurations (loadgen: connections × pipeline depth × payload size) of the stream transports.
+const STREAM_LOADS = {
   latency: { label: "latency (1 conn × depth 1 × 64 B)", conns: 1, depth: 1, size: 64, throughputTarget: false },
   small: { label: "small (50 conns × depth 16 × 64 B)", conns: 50, depth: 16, size: 64, throughputTarget: true },
   large: { label: "large (10 conns × depth 4 × 16 KiB)", conns: 10, depth: 4, size: 16384, throughputTarget: true },
 };
-for (const c of CONFIGS) {
-  if (!(c in LOADS) && c !== "idle" && c !== "cron") fail(`unknown config ${c}`);
-}
+// UDP keeps fewer datagrams in flight: the servers' receive buffer is the kernel default (net.core.rmem_default,
+// 212,992 B here; neither Deno nor Bun lets a server set SO_RCVBUF), which holds about 150 datagrams of 68 B or
+// 12 of 8 KiB. More in flight than that overflows it whenever the server falls behind, and the run then
+// measures the kernel's drops and the load generator's timeouts rather than the server (see README).
+const UDP_LOADS = {
+  latency: { label: "latency (1 socket × depth 1 × 64 B)", conns: 1, depth: 1, size: 64, throughputTarget: false },
+  small: { label: "small (32 sockets × depth 4 × 64 B)", conns: 32, depth: 4, size: 64, throughputTarget: true },
+  large: { label: "large (4 sockets × depth 2 × 8 KiB)", conns: 4, depth: 2, size: 8192, throughputTarget: true },
+};
 
-// Transport-specific parts: the servers to compare and what the load generator needs. Only TCP exists today.
+// Transport-specific parts: the servers to compare, their arguments, what the load generator needs, the loads,
+// the targets (from the issue), and whether the idle-memory test applies.
 const TRANSPORTS = {
   tcp: {
+    title: "TCP",
     servers: {
       raw: { deno: "bench/raw_echo_deno.ts", bun: "bench/raw_echo_bun.ts" },
       library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
     },
     serverArgs: ["--transport", "tcp"],
+    denoFlags: [],
     loadgenArgs: ["--transport", "tcp"],
+    loads: STREAM_LOADS,
+    targets: { throughput: 0.95, p99: 1.1, cpu: 1.1 },
     idle: true, // idle-session memory is measured with connections
   },
-  // TODO(ws): servers: raw Deno.serve/upgradeWebSocket and Bun.serve echo, library echo_server --transport ws;
-  //   loadgenArgs: ["--transport", "ws", "--path", "/"] once loadgen.c speaks WebSocket; idle: true.
-  // TODO(udp): servers: raw Deno.listenDatagram (--unstable-net) / Bun.udpSocket echo, library --transport udp;
-  //   loadgen: one package per datagram, report loss separately; idle: false (no connections; measure per-peer
-  //   session state instead).
+  ws: {
+    title: "WebSocket",
+    about: "One package = one binary WebSocket message (no length prefix), echoed as one message; upgrade on `/ws`.",
+    servers: {
+      raw: { deno: "bench/raw_ws_deno.ts", bun: "bench/raw_ws_bun.ts" },
+      library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
+    },
+    serverArgs: ["--transport", "ws"],
+    denoFlags: [],
+    loadgenArgs: ["--transport", "ws", "--path", "/ws"],
+    loads: STREAM_LOADS,
+    targets: { throughput: 0.9 },
+    idle: false, // the idle test's load generator speaks TCP only
+  },
+  udp: {
+    title: "UDP",
+    about: "One package = one datagram holding the 4-byte length and the payload, echoed to the sender; " +
+      "the servers' receive buffer is the kernel default. Deno runs both servers with `--unstable-net` " +
+      "(`Deno.listenDatagram`).",
+    servers: {
+      raw: { deno: "bench/raw_udp_deno.ts", bun: "bench/raw_udp_bun.ts" },
+      library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
+    },
+    serverArgs: ["--transport", "udp"],
+    denoFlags: ["--unstable-net"], // Deno.listenDatagram; without it the library would fall back to node:dgram
+    loadgenArgs: ["--transport", "udp"],
+    loads: UDP_LOADS,
+    targets: { throughput: 0.9 },
+    datagrams: true, // loss is reported
+    idle: false, // no connections
+  },
 };
-const transport = TRANSPORTS[opt.transport];
-if (!transport) fail(`--transport ${opt.transport} is not implemented yet (tcp only; ws and udp are TODO)`);
+const TRANSPORT_NAMES = opt.transport.split(",").map((s) => s.trim()).filter(Boolean);
+for (const t of TRANSPORT_NAMES) if (!TRANSPORTS[t]) fail(`unknown --transport ${t} (tcp, ws, udp)`);
+for (const c of CONFIGS) {
+  if (!(c in STREAM_LOADS) && c !== "idle" && c !== "cron") fail(`unknown config ${c}`);
+}
 
 const SERVERS = ["raw", "library"];
 /** Scheduling priority of the servers and the load generator (`nice -n`; negative needs root). */
@@ -143,12 +185,15 @@ function gitInfo() {
   return `${commit}${dirty ? " + uncommitted changes in src/ or examples/" : ""}`;
 }
 
+const LOADGEN_SOURCES = ["loadgen.c", "loadgen_stream.c", "loadgen_ws.c", "loadgen_udp.c", "loadgen_idle.c"];
+
 function buildLoadgen() {
-  const src = path.join(benchDir, "loadgen.c");
-  if (existsSync(loadgenBin) && statSync(loadgenBin).mtimeMs >= statSync(src).mtimeMs) return;
+  const sources = LOADGEN_SOURCES.map((f) => path.join(benchDir, f));
+  const newest = Math.max(...[...sources, path.join(benchDir, "loadgen.h")].map((f) => statSync(f).mtimeMs));
+  if (existsSync(loadgenBin) && statSync(loadgenBin).mtimeMs >= newest) return;
   mkdirSync(buildDir, { recursive: true });
   log(`[bench] building ${path.relative(root, loadgenBin)}`);
-  execFileSync("gcc", ["-O2", "-Wall", "-o", loadgenBin, src], { stdio: "inherit" });
+  execFileSync("gcc", ["-O2", "-Wall", "-o", loadgenBin, ...sources], { stdio: "inherit" });
 }
 
 // ---- processes -------------------------------------------------------------------------------------------------
@@ -190,20 +235,22 @@ function waitExit(child, ms) {
   });
 }
 
-/** Starts an echo server and resolves once it printed `listening <transport> host:port`. */
-async function startServer(kind, { gcHook = false } = {}) {
-  const file = transport.servers[kind][runtime];
+/** Starts an echo server of `spec` (a TRANSPORTS entry); resolves once it printed `listening <transport> host:port`. */
+async function startServer(spec, kind, { gcHook = false } = {}) {
+  const file = spec.servers[kind][runtime];
   // The idle test preloads bench/gc_hook.ts (SIGUSR2 = full GC) into either server, so RSS can be read after a GC.
   const hook = runtime === "deno" ? ["--v8-flags=--expose-gc", "--preload", "bench/gc_hook.ts"] : [
     "--preload",
     "./bench/gc_hook.ts",
   ];
   const cmd = runtime === "deno"
-    ? [bins.deno, "run", "-A", ...(gcHook ? hook : []), file]
+    ? [bins.deno, "run", "-A", ...spec.denoFlags, ...(gcHook ? hook : []), file]
     : [bins.bun, ...(gcHook ? hook : []), file];
-  const argv = [...cmd, ...transport.serverArgs, "--host", "127.0.0.1", "--port", "0"];
-  // Deno's raw server reads into a per-connection buffer; by default as large as the library adapter's (64 KiB).
-  if (kind === "raw" && runtime === "deno" && opt["raw-read-buf"]) argv.push("--read-buf", opt["raw-read-buf"]);
+  const argv = [...cmd, ...spec.serverArgs, "--host", "127.0.0.1", "--port", "0"];
+  // Deno's raw TCP server reads into a per-connection buffer; by default as large as the library adapter's (64 KiB).
+  if (kind === "raw" && runtime === "deno" && spec === TRANSPORTS.tcp && opt["raw-read-buf"]) {
+    argv.push("--read-buf", opt["raw-read-buf"]);
+  }
   const child = spawnPinned(argv, SERVER_CPU, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.setEncoding("utf8");
@@ -282,12 +329,12 @@ function rssKiB(pid) {
 
 // ---- measurements ----------------------------------------------------------------------------------------------
 
-async function loadRun(kind, load) {
-  const server = await startServer(kind);
+async function loadRun(spec, kind, load) {
+  const server = await startServer(spec, kind);
   try {
     await sleep(200);
     const args = [
-      ...transport.loadgenArgs,
+      ...spec.loadgenArgs,
       ...["--port", String(server.port), "--conns", String(load.conns), "--depth", String(load.depth)],
       ...["--size", String(load.size), "--warmup", String(WARMUP), "--duration", String(DURATION)],
       ...["--server-pid", String(server.pid)],
@@ -310,8 +357,8 @@ async function rssAfterGc(server) {
   return { rss: mem ? rssKiB(server.pid) : NaN, heap: mem?.heapUsed ?? NaN, buffers: mem?.arrayBuffers ?? NaN };
 }
 
-async function idleRun(kind) {
-  const server = await startServer(kind, { gcHook: true });
+async function idleRun(spec, kind) {
+  const server = await startServer(spec, kind, { gcHook: true });
   try {
     // Warm the accept/read/write path first (JIT, runtime pools), so the measurement is per-session state.
     const warm = await loadgen(["--idle", "200", "--port", String(server.port), "--hold", "0"], 60000);
@@ -414,206 +461,7 @@ function interference(r) {
 const DISTURBED = 0.1;
 /** Retries of one disturbed run, and of all runs together (keeps the total time bounded on a busy machine). */
 const RETRIES = 1;
-let retryBudget = quick ? 4 : 10;
-
-// ---- statistics and report -------------------------------------------------------------------------------------
-
-function median(xs) {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
-const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
-const fmtRatio = (x) => (Number.isFinite(x) ? `${x.toFixed(3)}×` : "n/a");
-const verdict = (ok) => (ok === undefined ? "" : ok ? "ok" : "**over target**");
-
-function summarize(results) {
-  const rows = [];
-  // Medians over the valid undisturbed runs when there are at least 3 (or all runs when fewer were made),
-  // else over every valid run (flagged below the table).
-  const valid = (runs) => {
-    const ok = runs.filter((r) => !r.errors);
-    const clean = ok.filter((r) => !r.disturbed);
-    return clean.length >= Math.min(3, runs.length) ? clean : ok;
-  };
-  for (const [name, load] of Object.entries(LOADS)) {
-    const byKind = results.loads[name];
-    if (!byKind) continue;
-    const m = {};
-    for (const kind of SERVERS) {
-      const v = valid(byKind[kind]);
-      m[kind] = {
-        n: v.length,
-        of: byKind[kind].length,
-        disturbed: v.filter((r) => r.disturbed).length,
-        mps: median(v.map((r) => r.msgs_per_s)),
-        mbps: median(v.map((r) => r.mb_per_s)),
-        p50: median(v.map((r) => r.lat_us.p50)),
-        p99: median(v.map((r) => r.lat_us.p99)),
-        cpu: median(v.map((r) => r.server_cpu_s_per_mpkg)),
-        cpuShare: median(v.map((r) => r.server_cpu_s / r.seconds)),
-        lgShare: median(v.map((r) => r.loadgen_cpu_s / r.seconds)),
-        clientReadsPerMsg: median(v.map((r) => r.client_reads_per_msg)),
-      };
-    }
-    const { raw, library: lib } = m;
-    const tput = lib.mps / raw.mps;
-    const p99 = lib.p99 / raw.p99;
-    const cpu = lib.cpu / raw.cpu;
-    rows.push({
-      name,
-      label: load.label,
-      m,
-      cells: [
-        [
-          "throughput (msgs/s)",
-          fmtInt(raw.mps),
-          fmtInt(lib.mps),
-          fmtRatio(tput),
-          load.throughputTarget ? "≥ 0.95×" : "—",
-          load.throughputTarget ? tput >= 0.95 : undefined,
-        ],
-        ["payload MB/s", fmt(raw.mbps, 1), fmt(lib.mbps, 1), fmtRatio(lib.mbps / raw.mbps), "—", undefined],
-        ["latency p50 (µs)", fmt(raw.p50), fmt(lib.p50), fmtRatio(lib.p50 / raw.p50), "—", undefined],
-        ["latency p99 (µs)", fmt(raw.p99), fmt(lib.p99), fmtRatio(p99), "≤ 1.1×", p99 <= 1.1],
-        ["server CPU s / Mpkg", fmt(raw.cpu, 3), fmt(lib.cpu, 3), fmtRatio(cpu), "≤ 1.1×", cpu <= 1.1],
-        [
-          "server CPU (cores busy)",
-          fmt(raw.cpuShare, 2),
-          fmt(lib.cpuShare, 2),
-          fmtRatio(lib.cpuShare / raw.cpuShare),
-          "—",
-          undefined,
-        ],
-      ],
-    });
-  }
-  return rows;
-}
-
-function report(results, info, elapsedS) {
-  const out = [];
-  out.push(`# getty-ts benchmark: ${runtime}, ${opt.transport.toUpperCase()}`);
-  out.push("");
-  out.push(
-    `${new Date(results.started).toISOString()} · library ${info.library} · ${info.runtime} · ` +
-      `${info.nproc} × ${info.cpu} · ` +
-      `${info.memGiB} GiB · Linux ${info.kernel} · ${info.pinned} · ${RUNS} runs per server per load, ` +
-      `interleaved raw/library, medians · warm-up ${WARMUP} s + ${DURATION} s measured per run` +
-      `${quick ? " · **--quick**" : ""} · total ${fmt(elapsedS / 60, 1)} min`,
-  );
-  out.push("");
-  out.push("| load | metric | raw | library | library/raw | target | |");
-  out.push("| --- | --- | ---: | ---: | ---: | --- | --- |");
-  const rows = summarize(results);
-  for (const row of rows) {
-    for (const [i, c] of row.cells.entries()) {
-      out.push(`| ${i === 0 ? row.label : ""} | ${c[0]} | ${c[1]} | ${c[2]} | ${c[3]} | ${c[4]} | ${verdict(c[5])} |`);
-    }
-  }
-  if (results.idle) {
-    const v = (kind) => results.idle[kind].filter((r) => !r.errors);
-    const n = median([...v("raw"), ...v("library")].map((r) => r.sessions));
-    const signed = (d) => (Number.isFinite(d) ? `${d >= 0 ? "+" : ""}${fmtInt(d)} B` : "n/a");
-    for (
-      const [key, label, target] of [
-        ["bytes_per_session", "RSS per idle session, after a full GC (B)", true],
-        ["bytes_per_session_nogc", "RSS per idle session, no forced GC (B)", false],
-      ]
-    ) {
-      const raw = median(v("raw").map((r) => r[key]));
-      const lib = median(v("library").map((r) => r[key]));
-      out.push(
-        `| ${target ? `idle (${fmtInt(n)} conns)` : ""} | ${label} | ${fmtInt(raw)} | ${fmtInt(lib)} | ` +
-          `${signed(lib - raw)} | ${target ? "≤ raw + 2,048 B" : "—"} | ${target ? verdict(lib - raw <= 2048) : ""} |`,
-      );
-    }
-  }
-  if (results.cron) {
-    const c = results.cron;
-    if (c.error) out.push(`| cron | CPU of 100,000 sessions' 1 s cron | | error | | < 5 % | ${c.error} |`);
-    else {
-      out.push(
-        `| cron (${fmtInt(c.sessions)} sessions, ${c.periodMs} ms, memory transport) | CPU, % of one core | | ` +
-          `${fmt(c.costPct, 2)} % | | < 5 % | ${verdict(c.costPct < 5)} |`,
-      );
-    }
-  }
-  out.push("");
-  // Validity notes.
-  const notes = [];
-  for (const row of rows) {
-    for (const kind of SERVERS) {
-      const { n, of, lgShare, disturbed } = row.m[kind];
-      if (n < of) {
-        notes.push(`${row.name}/${kind}: medians over ${n} of ${of} runs (invalid or disturbed ones left out)`);
-      }
-      if (disturbed > 0) notes.push(`${row.name}/${kind}: ${disturbed} disturbed run(s) used in the medians`);
-      if (lgShare > 0.9) {
-        notes.push(
-          `${row.name}/${kind}: load generator used ${fmt(lgShare * 100, 0)} % of its core (may be the limit)`,
-        );
-      }
-    }
-  }
-  if (results.idle) {
-    for (const kind of SERVERS) {
-      const bad = results.idle[kind].filter((r) => r.errors);
-      if (bad.length) notes.push(`idle/${kind}: ${bad.length} runs invalid: ${bad[0].first_error}`);
-    }
-  }
-  for (const [name, byKind] of Object.entries(results.loads)) {
-    for (const kind of SERVERS) {
-      for (const r of byKind[kind]) if (r.errors) notes.push(`${name}/${kind} invalid run: ${r.first_error}`);
-    }
-  }
-  out.push(notes.length ? notes.map((n) => `- ${n}`).join("\n") : "All runs valid (no errors, no mismatches).");
-  out.push("");
-  out.push(
-    "Per-run values (msgs/s · p99 µs · server CPU s/Mpkg; “disturbed” = other processes took more than 10 % of a " +
-      "benchmark core during the window even after a retry):",
-  );
-  out.push("");
-  for (const [name, byKind] of Object.entries(results.loads)) {
-    for (const kind of SERVERS) {
-      const runs = byKind[kind].map((r) =>
-        r.errors ? "invalid" : `${fmtInt(r.msgs_per_s)} · ${fmt(r.lat_us.p99)} · ${fmt(r.server_cpu_s_per_mpkg, 3)}` +
-          (r.disturbed ? ` (disturbed: ${fmt(r.foreign * 100, 0)} %)` : "")
-      );
-      out.push(`- ${name} / ${kind}: ${runs.join(" | ")}`);
-    }
-  }
-  if (results.idle) {
-    for (const kind of SERVERS) {
-      const runs = results.idle[kind].map((r) =>
-        r.errors
-          ? "invalid"
-          : `${fmtInt(r.bytes_per_session)} B/session after GC (JS heap ${fmtInt(r.heap_bytes_per_session)}, ` +
-            `ArrayBuffers ${fmtInt(r.arraybuffer_bytes_per_session)}), ${fmtInt(r.bytes_per_session_nogc)} without ` +
-            `(RSS KiB: ${fmtInt(r.rss_before_kib)} before, ${fmtInt(r.rss_idle_kib)} idle, ${
-              fmtInt(r.rss_idle_gc_kib)
-            } ` +
-            `idle after GC, ${fmtInt(r.rss_after_close_kib)} after close)`
-      );
-      out.push(`- idle / ${kind}: ${runs.join(" | ")}`);
-    }
-  }
-  if (results.cron && !results.cron.error) {
-    const c = results.cron;
-    out.push(
-      `- cron: process ${fmt(c.cronPct, 2)} % with cron vs ${fmt(c.baselinePct, 2)} % / ${fmt(c.baseline2Pct, 2)} % ` +
-        `with the same sessions and cron off before / after (idle process ${fmt(c.idlePct, 2)} %); ` +
-        `${fmtInt(c.cronCallsPerS)} onCron/s ` +
-        `(${fmt(c.cronCallsRatio * 100, 1)} % of expected); worst 10 ms-probe lag ${c.maxLagMs.cron} ms ` +
-        `(baseline ${c.maxLagMs.baseline} ms); RSS ${c.rssMiB} MiB; window ${c.windowS} s`,
-    );
-  }
-  out.push("");
-  return out.join("\n");
-}
+let retryBudget = (quick ? 4 : 10) * TRANSPORT_NAMES.length;
 
 // ---- main ------------------------------------------------------------------------------------------------------
 
@@ -624,58 +472,67 @@ log(`[bench] ${info.runtime} · ${info.nproc} × ${info.cpu} · ${info.pinned}`)
 const results = {
   started,
   runtime,
-  transport: opt.transport,
   machine: info,
   options: { RUNS, WARMUP, DURATION },
-  loads: {},
+  transports: {},
 };
 
-for (const name of CONFIGS.filter((c) => c in LOADS)) {
-  const load = LOADS[name];
-  results.loads[name] = { raw: [], library: [] };
-  for (let i = 0; i < RUNS; i++) {
-    for (const kind of SERVERS) {
-      let r;
-      for (let attempt = 0;; attempt++) {
-        if (attempt > 0) {
-          log(`[bench] ${name} ${kind}: other processes used ${fmt(r.foreign * 100, 0)} % of our cores; retrying`);
-          await sleep(3000);
-        }
-        r = await loadRun(kind, load).catch((e) => ({ errors: 1, first_error: String(e?.message ?? e) }));
-        r.foreign = interference(r);
-        if (r.errors || !(r.foreign > DISTURBED) || retryBudget <= 0 || attempt === RETRIES) break;
-        retryBudget--;
-      }
-      r.disturbed = r.foreign > DISTURBED;
-      results.loads[name][kind].push(r);
-      log(
-        `[bench] ${name} run ${i + 1}/${RUNS} ${kind.padEnd(7)} ` +
-          (r.errors
-            ? `INVALID: ${r.first_error}`
-            : `${fmtInt(r.msgs_per_s)} msgs/s, p50 ${fmt(r.lat_us.p50)} µs, p99 ${fmt(r.lat_us.p99)} µs, ` +
-              `server ${fmt(r.server_cpu_s_per_mpkg, 3)} CPU s/Mpkg (${fmt(r.server_cpu_s / r.seconds, 2)} cores), ` +
-              `loadgen ${fmt((r.loadgen_cpu_s / r.seconds) * 100, 0)} %, foreign ${
-                fmt((r.foreign ?? NaN) * 100, 0)
-              } %`),
-      );
+/** One load run, repeated once after a pause when other processes disturbed it (within the retry budget). */
+async function measuredRun(spec, kind, load, label) {
+  let r;
+  for (let attempt = 0;; attempt++) {
+    if (attempt > 0) {
+      log(`[bench] ${label}: other processes used ${fmt(r.foreign * 100, 0)} % of our cores; retrying`);
+      await sleep(3000);
     }
+    r = await loadRun(spec, kind, load).catch((e) => ({ errors: 1, first_error: String(e?.message ?? e) }));
+    r.foreign = interference(r);
+    if (r.errors || !(r.foreign > DISTURBED) || retryBudget <= 0 || attempt === RETRIES) break;
+    retryBudget--;
   }
+  r.disturbed = r.foreign > DISTURBED;
+  return r;
 }
 
-if (CONFIGS.includes("idle") && transport.idle) {
-  results.idle = { raw: [], library: [] };
-  for (let i = 0; i < RUNS; i++) {
-    for (const kind of SERVERS) {
-      const r = await idleRun(kind).catch((e) => ({ errors: 1, first_error: String(e?.message ?? e) }));
-      results.idle[kind].push(r);
-      log(
-        `[bench] idle run ${i + 1}/${RUNS} ${kind.padEnd(7)} ` +
-          (r.errors
-            ? `INVALID: ${r.first_error}`
-            : `${fmtInt(r.bytes_per_session)} B/session after GC, ${fmtInt(r.bytes_per_session_nogc)} without ` +
-              `(${fmtInt(r.sessions)} sessions; RSS ${fmtInt(r.rss_before_kib)} → ${fmtInt(r.rss_idle_kib)} → ` +
-              `${fmtInt(r.rss_idle_gc_kib)} KiB after GC, ${fmtInt(r.rss_after_close_kib)} KiB after close)`),
-      );
+function runLine(r) {
+  if (r.errors) return `INVALID: ${r.first_error}`;
+  const u = r.udp;
+  return `${fmtInt(r.msgs_per_s)} msgs/s, p50 ${fmt(r.lat_us.p50)} µs, p99 ${fmt(r.lat_us.p99)} µs, ` +
+    `server ${fmt(r.server_cpu_s_per_mpkg, 3)} CPU s/Mpkg (${fmt(r.server_cpu_s / r.seconds, 2)} cores), ` +
+    `loadgen ${fmt((r.loadgen_cpu_s / r.seconds) * 100, 0)} %, foreign ${fmt((r.foreign ?? NaN) * 100, 0)} %` +
+    (u ? `, lost ${u.timeouts - u.late}/${u.sent} (rcvbuf drops ${u.rcvbuf_errors})` : "");
+}
+
+for (const t of TRANSPORT_NAMES) {
+  const spec = TRANSPORTS[t];
+  const res = { loads: {} };
+  results.transports[t] = res;
+  for (const name of CONFIGS.filter((c) => c in spec.loads)) {
+    const load = spec.loads[name];
+    res.loads[name] = { raw: [], library: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const kind of SERVERS) {
+        const r = await measuredRun(spec, kind, load, `${t} ${name} ${kind}`);
+        res.loads[name][kind].push(r);
+        log(`[bench] ${t} ${name} run ${i + 1}/${RUNS} ${kind.padEnd(7)} ${runLine(r)}`);
+      }
+    }
+  }
+  if (CONFIGS.includes("idle") && spec.idle) {
+    res.idle = { raw: [], library: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const kind of SERVERS) {
+        const r = await idleRun(spec, kind).catch((e) => ({ errors: 1, first_error: String(e?.message ?? e) }));
+        res.idle[kind].push(r);
+        log(
+          `[bench] ${t} idle run ${i + 1}/${RUNS} ${kind.padEnd(7)} ` +
+            (r.errors
+              ? `INVALID: ${r.first_error}`
+              : `${fmtInt(r.bytes_per_session)} B/session after GC, ${fmtInt(r.bytes_per_session_nogc)} without ` +
+                `(${fmtInt(r.sessions)} sessions; RSS ${fmtInt(r.rss_before_kib)} → ${fmtInt(r.rss_idle_kib)} → ` +
+                `${fmtInt(r.rss_idle_gc_kib)} KiB after GC, ${fmtInt(r.rss_after_close_kib)} KiB after close)`),
+        );
+      }
     }
   }
 }
@@ -686,7 +543,16 @@ if (CONFIGS.includes("cron")) {
   log(`[bench] cron: ${results.cron.error ?? `${fmt(results.cron.costPct, 2)} % of one core`}`);
 }
 
-const md = report(results, info, (Date.now() - started) / 1000);
+const md = report(results, {
+  runtime,
+  transports: TRANSPORTS,
+  runs: RUNS,
+  warmup: WARMUP,
+  duration: DURATION,
+  quick,
+  info,
+  elapsedS: (Date.now() - started) / 1000,
+});
 mkdirSync(outDir, { recursive: true });
 writeFileSync(path.join(outDir, `${runtime}.md`), md);
 writeFileSync(path.join(outDir, `${runtime}.json`), `${JSON.stringify(results, null, 2)}\n`);

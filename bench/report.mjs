@@ -1,0 +1,240 @@
+// The benchmark's statistics and its Markdown report (used by bench/run.mjs; see bench/README.md for the method).
+//
+// report(results, ctx) renders one section per transport: the ratio table (medians of the valid runs), the
+// validity notes and every run's values; then the cron line. `ctx` = { runtime, transports, runs, warmup,
+// duration, quick, info, elapsedS, serverCpu, loadgenCpu }.
+
+export function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
+export const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+const fmtRatio = (x) => (Number.isFinite(x) ? `${x.toFixed(3)}×` : "n/a");
+const fmtPct = (x, d = 3) => (Number.isFinite(x) ? `${(x * 100).toFixed(d)} %` : "n/a");
+const verdict = (ok) => (ok === undefined ? "" : ok ? "ok" : "**over target**");
+const SERVERS = ["raw", "library"];
+
+/** UDP loss of one run: lost / sent over the whole run (warm-up, window and drain). */
+const lossRate = (r) => r.udp?.loss_rate ?? NaN;
+
+/**
+ * Medians over the valid undisturbed runs when there are at least 3 (or all runs when fewer were made), else
+ * over every valid run (flagged below the table).
+ */
+function valid(runs) {
+  const ok = runs.filter((r) => !r.errors);
+  const clean = ok.filter((r) => !r.disturbed);
+  return clean.length >= Math.min(3, runs.length) ? clean : ok;
+}
+
+function summarize(spec, byLoad) {
+  const rows = [];
+  for (const [name, load] of Object.entries(spec.loads)) {
+    const byKind = byLoad[name];
+    if (!byKind) continue;
+    const m = {};
+    for (const kind of SERVERS) {
+      const v = valid(byKind[kind]);
+      m[kind] = {
+        n: v.length,
+        of: byKind[kind].length,
+        disturbed: v.filter((r) => r.disturbed).length,
+        mps: median(v.map((r) => r.msgs_per_s)),
+        mbps: median(v.map((r) => r.mb_per_s)),
+        p50: median(v.map((r) => r.lat_us.p50)),
+        p99: median(v.map((r) => r.lat_us.p99)),
+        cpu: median(v.map((r) => r.server_cpu_s_per_mpkg)),
+        cpuShare: median(v.map((r) => r.server_cpu_s / r.seconds)),
+        lgShare: median(v.map((r) => r.loadgen_cpu_s / r.seconds)),
+        loss: median(v.map(lossRate)),
+        maxLoss: Math.max(0, ...v.map(lossRate).filter(Number.isFinite)),
+      };
+    }
+    const { raw, library: lib } = m;
+    const tput = lib.mps / raw.mps;
+    const p99 = lib.p99 / raw.p99;
+    const cpu = lib.cpu / raw.cpu;
+    const t = spec.targets;
+    const target = (limit, ok, applies = true) => (limit && applies ? [limit, ok] : ["—", undefined]);
+    const cells = [
+      [
+        "throughput (msgs/s)",
+        fmtInt(raw.mps),
+        fmtInt(lib.mps),
+        fmtRatio(tput),
+        ...target(
+          t.throughput && `≥ ${t.throughput}×`,
+          tput >= t.throughput,
+          load.throughputTarget,
+        ),
+      ],
+      ["payload MB/s", fmt(raw.mbps, 1), fmt(lib.mbps, 1), fmtRatio(lib.mbps / raw.mbps), "—", undefined],
+      ["latency p50 (µs)", fmt(raw.p50), fmt(lib.p50), fmtRatio(lib.p50 / raw.p50), "—", undefined],
+      ["latency p99 (µs)", fmt(raw.p99), fmt(lib.p99), fmtRatio(p99), ...target(t.p99 && `≤ ${t.p99}×`, p99 <= t.p99)],
+      [
+        "server CPU s / Mpkg",
+        fmt(raw.cpu, 3),
+        fmt(lib.cpu, 3),
+        fmtRatio(cpu),
+        ...target(
+          t.cpu && `≤ ${t.cpu}×`,
+          cpu <= t.cpu,
+        ),
+      ],
+      ["server CPU (cores busy)", fmt(raw.cpuShare, 2), fmt(lib.cpuShare, 2), fmtRatio(lib.cpuShare / raw.cpuShare)]
+        .concat(["—", undefined]),
+    ];
+    if (spec.datagrams) {
+      cells.push(["loss (lost / sent)", fmtPct(raw.loss), fmtPct(lib.loss), "", "—", undefined]);
+    }
+    rows.push({ name, label: load.label, m, cells });
+  }
+  return rows;
+}
+
+function idleRows(idle) {
+  const out = [];
+  const v = (kind) => idle[kind].filter((r) => !r.errors);
+  const n = median([...v("raw"), ...v("library")].map((r) => r.sessions));
+  const signed = (d) => (Number.isFinite(d) ? `${d >= 0 ? "+" : ""}${fmtInt(d)} B` : "n/a");
+  for (
+    const [key, label, target] of [
+      ["bytes_per_session", "RSS per idle session, after a full GC (B)", true],
+      ["bytes_per_session_nogc", "RSS per idle session, no forced GC (B)", false],
+    ]
+  ) {
+    const raw = median(v("raw").map((r) => r[key]));
+    const lib = median(v("library").map((r) => r[key]));
+    out.push(
+      `| ${target ? `idle (${fmtInt(n)} conns)` : ""} | ${label} | ${fmtInt(raw)} | ${fmtInt(lib)} | ` +
+        `${signed(lib - raw)} | ${target ? "≤ raw + 2,048 B" : "—"} | ${target ? verdict(lib - raw <= 2048) : ""} |`,
+    );
+  }
+  return out;
+}
+
+function idleRunText(r) {
+  if (r.errors) return "invalid";
+  return `${fmtInt(r.bytes_per_session)} B/session after GC (JS heap ${fmtInt(r.heap_bytes_per_session)}, ` +
+    `ArrayBuffers ${fmtInt(r.arraybuffer_bytes_per_session)}), ${fmtInt(r.bytes_per_session_nogc)} without ` +
+    `(RSS KiB: ${fmtInt(r.rss_before_kib)} before, ${fmtInt(r.rss_idle_kib)} idle, ` +
+    `${fmtInt(r.rss_idle_gc_kib)} idle after GC, ${fmtInt(r.rss_after_close_kib)} after close)`;
+}
+
+function loadRunText(r) {
+  if (r.errors) return "invalid";
+  const u = r.udp;
+  const loss = u
+    ? ` · lost ${fmtInt(u.timeouts - u.late)} of ${fmtInt(u.sent)} (kernel rcvbuf drops ${u.rcvbuf_errors})`
+    : "";
+  return `${fmtInt(r.msgs_per_s)} · ${fmt(r.lat_us.p99)} · ${fmt(r.server_cpu_s_per_mpkg, 3)}${loss}` +
+    (r.disturbed ? ` (disturbed: ${fmt(r.foreign * 100, 0)} %)` : "");
+}
+
+/** One transport's section: table, notes, per-run values. */
+function section(spec, res) {
+  const out = [`## ${spec.title}`, ""];
+  if (spec.about) out.push(spec.about, "");
+  out.push("| load | metric | raw | library | library/raw | target | |");
+  out.push("| --- | --- | ---: | ---: | ---: | --- | --- |");
+  const rows = summarize(spec, res.loads);
+  for (const row of rows) {
+    for (const [i, c] of row.cells.entries()) {
+      out.push(`| ${i === 0 ? row.label : ""} | ${c[0]} | ${c[1]} | ${c[2]} | ${c[3]} | ${c[4]} | ${verdict(c[5])} |`);
+    }
+  }
+  if (res.idle) out.push(...idleRows(res.idle));
+  out.push("");
+  const notes = [];
+  for (const row of rows) {
+    for (const kind of SERVERS) {
+      const { n, of, lgShare, disturbed, maxLoss } = row.m[kind];
+      if (n < of) {
+        notes.push(`${row.name}/${kind}: medians over ${n} of ${of} runs (invalid or disturbed ones left out)`);
+      }
+      if (disturbed > 0) notes.push(`${row.name}/${kind}: ${disturbed} disturbed run(s) used in the medians`);
+      if (lgShare > 0.9) {
+        notes.push(
+          `${row.name}/${kind}: load generator used ${fmt(lgShare * 100, 0)} % of its core (may be the limit)`,
+        );
+      }
+      if (maxLoss > 0.001) {
+        notes.push(`${row.name}/${kind}: up to ${fmtPct(maxLoss, 2)} of the datagrams lost in a run`);
+      }
+    }
+  }
+  if (res.idle) {
+    for (const kind of SERVERS) {
+      const bad = res.idle[kind].filter((r) => r.errors);
+      if (bad.length) notes.push(`idle/${kind}: ${bad.length} runs invalid: ${bad[0].first_error}`);
+    }
+  }
+  for (const [name, byKind] of Object.entries(res.loads)) {
+    for (const kind of SERVERS) {
+      for (const r of byKind[kind]) if (r.errors) notes.push(`${name}/${kind} invalid run: ${r.first_error}`);
+    }
+  }
+  out.push(notes.length ? notes.map((n) => `- ${n}`).join("\n") : "All runs valid (no errors, no mismatches).");
+  out.push("");
+  out.push(
+    `Per-run values (msgs/s · p99 µs · server CPU s/Mpkg${spec.datagrams ? " · datagrams lost" : ""}; ` +
+      "“disturbed” = other processes took more than 10 % of a benchmark core during the window even after a retry):",
+  );
+  out.push("");
+  for (const [name, byKind] of Object.entries(res.loads)) {
+    for (const kind of SERVERS) out.push(`- ${name} / ${kind}: ${byKind[kind].map(loadRunText).join(" | ")}`);
+  }
+  if (res.idle) {
+    for (const kind of SERVERS) out.push(`- idle / ${kind}: ${res.idle[kind].map(idleRunText).join(" | ")}`);
+  }
+  out.push("");
+  return out;
+}
+
+function cronSection(c) {
+  const out = [
+    "## Cron",
+    "",
+    "| load | metric | | library | | target | |",
+    "| --- | --- | ---: | ---: | ---: | --- | --- |",
+  ];
+  if (c.error) out.push(`| cron | CPU of 100,000 sessions' 1 s cron | | error | | < 5 % | ${c.error} |`);
+  else {
+    out.push(
+      `| cron (${fmtInt(c.sessions)} sessions, ${c.periodMs} ms, memory transport) | CPU, % of one core | | ` +
+        `${fmt(c.costPct, 2)} % | | < 5 % | ${verdict(c.costPct < 5)} |`,
+    );
+    out.push("");
+    out.push(
+      `- cron: process ${fmt(c.cronPct, 2)} % with cron vs ${fmt(c.baselinePct, 2)} % / ${fmt(c.baseline2Pct, 2)} % ` +
+        `with the same sessions and cron off before / after (idle process ${fmt(c.idlePct, 2)} %); ` +
+        `${fmtInt(c.cronCallsPerS)} onCron/s ` +
+        `(${fmt(c.cronCallsRatio * 100, 1)} % of expected); worst 10 ms-probe lag ${c.maxLagMs.cron} ms ` +
+        `(baseline ${c.maxLagMs.baseline} ms); RSS ${c.rssMiB} MiB; window ${c.windowS} s`,
+    );
+  }
+  out.push("");
+  return out;
+}
+
+/** The whole Markdown report. */
+export function report(results, ctx) {
+  const { info } = ctx;
+  const names = Object.keys(results.transports);
+  const out = [`# getty-ts benchmark: ${ctx.runtime} (${names.map((t) => ctx.transports[t].title).join(", ")})`, ""];
+  out.push(
+    `${new Date(results.started).toISOString()} · library ${info.library} · ${info.runtime} · ` +
+      `${info.nproc} × ${info.cpu} · ` +
+      `${info.memGiB} GiB · Linux ${info.kernel} · ${info.pinned} · ${ctx.runs} runs per server per load, ` +
+      `interleaved raw/library, medians · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
+      `${ctx.quick ? " · **--quick**" : ""} · total ${fmt(ctx.elapsedS / 60, 1)} min`,
+  );
+  out.push("");
+  for (const t of names) out.push(...section(ctx.transports[t], results.transports[t]));
+  if (results.cron) out.push(...cronSection(results.cron));
+  return out.join("\n");
+}
