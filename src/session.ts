@@ -762,8 +762,7 @@ export class Session<P = Uint8Array> {
     const linger = !error && !force && initiator === "local" && this.#started && !this.#transportDead &&
       this.#framing === "stream" && this.#transport.closeWrite !== undefined && this.#config.waitTime > 0;
     if (!linger) {
-      this.#inbound = NO_PKGS as P[];
-      this.#inboundFrom = NO_PKGS as undefined[];
+      this.#dropInbound();
       if (this.#started && !this.#transportDead) this.#transport.pause();
       if (force || this.#transportDead || this.#out.pendingBytes === 0 || this.#config.waitTime === 0) {
         this.#finish();
@@ -895,20 +894,15 @@ export class Session<P = Uint8Array> {
 
   #onClosed(error: unknown, frame: CloseFrame | undefined): void {
     if (frame) this.#closeFrame = frame;
-    if (this.#lingering) {
-      // The peer's FIN (or failure) ends the linger, once what it sent before is handled.
-      if (error !== undefined) this.#transportDead = true;
-      if (error === undefined && (this.#busy || this.#inbound.length > 0)) this.#eofPending = true;
-      else this.#finish();
+    if (error !== undefined) this.#transportDead = true;
+    else if (this.#busy || this.#inbound.length > 0) {
+      this.#eofPending = true; // a clean end waits until what the peer sent before is handled (#afterInbound)
       return;
     }
-    if (error === undefined) {
-      if (this.#busy || this.#inbound.length > 0) this.#eofPending = true;
-      else this.#closeWith(undefined, "peer");
-    } else {
-      this.#transportDead = true;
-      this.#closeWith(wrapConnectionError(error, "connection failed"), "error");
-    }
+    // While lingering, the peer's FIN (or failure) ends the close that is under way.
+    if (this.#lingering) this.#finish();
+    else if (error === undefined) this.#closeWith(undefined, "peer");
+    else this.#closeWith(wrapConnectionError(error, "connection failed"), "error");
   }
 
   #onData(chunk: Uint8Array | string, from?: PeerAddress): void {
@@ -931,7 +925,7 @@ export class Session<P = Uint8Array> {
   /** One slice of a byte stream: joined with a pending partial frame if any, then decoded. */
   #decodeChunk(chunk: Uint8Array): void {
     // Packages may be views of the bytes the reader sees, so those bytes must be ours: a transport that
-    // reuses its read buffer (Deno) costs one copy per read, merged with any pending partial frame.
+    // reuses its read buffer costs one copy per read, merged with any pending partial frame.
     const owned = this.#transport.retainableChunks === true;
     if (!this.#reader) {
       this.#deliver((owned ? chunk : chunk.slice()) as P, undefined);
@@ -1132,8 +1126,7 @@ export class Session<P = Uint8Array> {
   #drainInbound(): void {
     while (!this.#busy && this.#inbound.length > 0) {
       if (!this.#reading && !this.#eofPending) {
-        this.#inbound = NO_PKGS as P[];
-        this.#inboundFrom = NO_PKGS as undefined[];
+        this.#dropInbound();
         break;
       }
       if (this.#pool !== undefined && !this.#pool.tryAcquire()) {
@@ -1143,6 +1136,12 @@ export class Session<P = Uint8Array> {
       this.#handle(this.#inbound.shift() as P, this.#inboundFrom.shift());
     }
     if (!this.#busy) this.#afterInbound();
+  }
+
+  /** Forgets the packages still waiting for onMessage (the session stopped reading). */
+  #dropInbound(): void {
+    this.#inbound = NO_PKGS as P[];
+    this.#inboundFrom = NO_PKGS as undefined[];
   }
 
   #afterInbound(): void {

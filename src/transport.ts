@@ -64,7 +64,8 @@ export interface Transport {
   readonly maxWriteSize?: number;
   /**
    * True when every chunk passed to `sink.data` is a fresh buffer the transport never touches again (Bun's
-   * data events). Otherwise (a reused read buffer, as on Deno) the session copies each chunk once.
+   * data events; Deno's adapter, which never reads over a chunk it handed out). Otherwise (a reused read
+   * buffer) the session copies each chunk once.
    */
   readonly retainableChunks?: boolean;
   /** Local address as `host:port`. */
