@@ -32,6 +32,8 @@ class MemoryTransport implements Transport {
   readonly framing: Framing;
   /** Chunks are copies of what the writer wrote, or fresh joins. */
   readonly retainableChunks = true;
+  /** `write` copies what it is given. */
+  readonly writeTakesCopy = true;
   readonly localAddr: string;
   readonly remoteAddr: string;
   peer!: MemoryTransport;

@@ -95,6 +95,8 @@ function size(p: Pending): number {
 export class Outbound {
   readonly #transport: Transport;
   readonly #framing: Framing;
+  /** The transport is done with a chunk once `write` returns ({@link Transport.writeTakesCopy}). */
+  readonly #takesCopy: boolean;
   readonly #host: OutboundHost;
   limits: OutboundLimits;
   #queue: Pending[] = [];
@@ -118,6 +120,7 @@ export class Outbound {
   constructor(transport: Transport, host: OutboundHost, limits: OutboundLimits) {
     this.#transport = transport;
     this.#framing = transport.framing;
+    this.#takesCopy = transport.writeTakesCopy === true;
     this.#host = host;
     this.limits = limits;
   }
@@ -179,7 +182,13 @@ export class Outbound {
 
   /**
    * Queues `bytes` (or a text message), counted as `pkgs` packages. Throws {@link SessionBlockedError}
-   * synchronously when the cap would be exceeded (nothing is queued). The caller must not reuse `bytes`.
+   * synchronously when the cap would be exceeded (nothing is queued). When `borrowed`, the caller may reuse
+   * `bytes` once this returns: they are copied unless they can be handed to the transport at once.
+   *
+   * A message or datagram goes straight to the transport when nothing is queued or in flight (a message is
+   * one write whatever else is queued, so holding it back until the end of the read or tick gains nothing):
+   * no queue entry, and no copy of a borrowed buffer when the transport is done with it on return
+   * ({@link Transport.writeTakesCopy}).
    */
   enqueue(
     bytes: Uint8Array | string,
@@ -188,9 +197,57 @@ export class Outbound {
     now: number,
     to: PeerAddress | undefined,
     withPromise: boolean,
+    borrowed = false,
   ): Promise<WriteResult> | undefined {
     this.checkCap(bytes.length);
+    if (borrowed && !this.#takesCopy && typeof bytes !== "string") {
+      bytes = bytes.slice();
+      borrowed = false;
+    }
+    if (this.#framing !== "stream" && this.#queue.length === 0 && !this.#inFlight && !this.#failed) {
+      return this.#writeNow(bytes, pkgs, to, timeoutMs, now, withPromise);
+    }
+    if (borrowed) bytes = (bytes as Uint8Array).slice();
     return this.#push(bytes, 0, bytes.length, to, pkgs, timeoutMs, now, withPromise);
+  }
+
+  /** Writes one message or datagram now (the queue is empty); it is in flight if the transport did not take it. */
+  #writeNow(
+    bytes: Uint8Array | string,
+    pkgs: number,
+    to: PeerAddress | undefined,
+    timeoutMs: number,
+    now: number,
+    withPromise: boolean,
+  ): Promise<WriteResult> | undefined {
+    let result: true | Promise<void>;
+    try {
+      result = this.#transport.write(bytes, to);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    const len = bytes.length;
+    if (result === true) {
+      this.#lastBatch = len;
+      this.#host.written(len, pkgs);
+      return withPromise ? Promise.resolve({ total: len, sent: len }) : undefined;
+    }
+    const deadline = timeoutMs > 0 ? now + timeoutMs : Infinity;
+    const entry: Pending = { buf: bytes, start: 0, end: len, to, pkgs, timeoutMs, deadline };
+    if (withPromise) {
+      entry.promise = new Promise<WriteResult>((resolve, reject) => {
+        entry.resolve = resolve;
+        entry.reject = reject;
+      });
+    }
+    this.#pending += len;
+    if (this.#writable && this.#pending > this.limits.highWaterMark) this.#setWritable(false);
+    if (deadline < this.#nextDeadline) {
+      this.#nextDeadline = deadline;
+      this.#host.wakeAt(deadline);
+    }
+    this.#awaitWrite([entry], result, len, pkgs);
+    return entry.promise;
   }
 
   #push(
@@ -348,29 +405,35 @@ export class Outbound {
       } catch (error) {
         result = Promise.reject(error);
       }
-      if (result === true) {
-        this.#complete(batch, bytes, pkgs);
-      } else {
-        this.#inFlight = batch;
-        result.then(
-          () => {
-            if (this.#inFlight !== batch) return;
-            this.#inFlight = undefined;
-            this.#complete(batch, bytes, pkgs);
-            this.#flush();
-          },
-          (error) => {
-            if (this.#inFlight !== batch) return;
-            this.#host.writeFailed(error);
-          },
-        );
-      }
+      if (result === true) this.#complete(batch, bytes, pkgs);
+      else this.#awaitWrite(batch, result, bytes, pkgs);
     }
+  }
+
+  /** `batch` is in flight until the transport's promise settles; then the queue moves on (or the session fails). */
+  #awaitWrite(batch: Pending[], result: Promise<void>, bytes: number, pkgs: number): void {
+    this.#inFlight = batch;
+    result.then(
+      () => {
+        if (this.#inFlight !== batch) return;
+        this.#inFlight = undefined;
+        this.#complete(batch, bytes, pkgs);
+        this.#flush();
+      },
+      (error) => {
+        if (this.#inFlight !== batch) return;
+        this.#host.writeFailed(error);
+      },
+    );
   }
 
   #takeBatch(): Pending[] {
     const q = this.#queue;
-    if (this.#framing !== "stream") return q.splice(0, 1);
+    if (this.#framing !== "stream") {
+      if (q.length > 1) return [q.shift()!];
+      this.#queue = [];
+      return q;
+    }
     let bytes = 0;
     let n = 0;
     while (n < q.length && (n === 0 || bytes + size(q[n]) <= MAX_BATCH)) bytes += size(q[n++]);

@@ -517,13 +517,8 @@ export class Session<P = Uint8Array> {
         }
         return out.commit(start, len, buffers.length, timeout, now, true)!;
       }
-      const joined = new Uint8Array(len);
-      let off = 0;
-      for (const b of buffers) {
-        joined.set(b, off);
-        off += b.length;
-      }
-      return this.#enqueueMessage(joined, buffers.length, timeout, now, options, true)!;
+      if (buffers.length === 1) return this.#enqueueMessage(buffers[0], 1, timeout, now, options, true, true)!;
+      return this.#enqueueMessage(concat(buffers, len), buffers.length, timeout, now, options, true)!;
     } catch (error) {
       return this.#writeRejected(asWriteError(error));
     }
@@ -562,9 +557,11 @@ export class Session<P = Uint8Array> {
     } else if (!(encoded instanceof Uint8Array)) {
       throw new CodecError("writer returned something other than a Uint8Array or string");
     }
-    return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise);
+    // Bytes that are the caller's own package are copied unless handed over at once.
+    return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise, encoded === pkg);
   }
 
+  /** Queues one message, datagram or (stream transports, slow path) encoded package; `borrowed`: see Outbound. */
   #enqueueMessage(
     bytes: Uint8Array | string,
     pkgs: number,
@@ -572,13 +569,14 @@ export class Session<P = Uint8Array> {
     now: number,
     options: number | WriteOptions | undefined,
     withPromise: boolean,
+    borrowed = false,
   ): Promise<WriteResult> | undefined {
     const to = typeof options === "object" && options.to !== undefined ? checkPeer(options.to) : undefined;
     const max = this.#transport.maxWriteSize;
     if (max !== undefined && bytes.length > max) {
       throw new MessageTooLongError(bytes.length, max, "datagram", "the datagram size limit");
     }
-    return this.#out.enqueue(bytes, pkgs, timeout, now, to, withPromise);
+    return this.#out.enqueue(bytes, pkgs, timeout, now, to, withPromise, borrowed);
   }
 
   #timeoutOf(options: number | WriteOptions | undefined): number {
@@ -1211,8 +1209,9 @@ function asWriteError(error: unknown): GettyError {
   return error instanceof GettyError ? error : new CodecError("encode failed", { cause: error });
 }
 
+/** A package written without a writer, as it goes to the wire (the caller's bytes, not a copy). */
 function toWire(pkg: unknown): Uint8Array | string {
-  if (pkg instanceof Uint8Array) return pkg.slice();
+  if (pkg instanceof Uint8Array) return pkg;
   if (typeof pkg === "string") return pkg;
   throw new CodecError("no writer set: packages must be Uint8Array or string (set a codec with setPkgHandler)");
 }

@@ -68,6 +68,12 @@ export interface Transport {
    * buffer) the session copies each chunk once.
    */
   readonly retainableChunks?: boolean;
+  /**
+   * True when `write` is done with `chunk` once it returns, whatever it returns: it sent the bytes or copied
+   * them (Bun's `ServerWebSocket.send`, a WebSocket's `send`). A message transport's session then hands a
+   * caller's buffer straight to it, without a copy of its own.
+   */
+  readonly writeTakesCopy?: boolean;
   /** Local address as `host:port`. */
   readonly localAddr: string;
   /** Remote address as `host:port`. */

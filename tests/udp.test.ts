@@ -462,7 +462,13 @@ for (const driver of udpDrivers()) {
       assert.deepEqual(unhandled, []);
       assert.equal(s.stat().writePkgs, 2_000);
       assert.equal(s.pendingBytes, 0);
-      assert.deepEqual(changes, [false, true], "crossed the water marks and came back");
+      if (driver === "native" && current === "bun") {
+        // Bun's send() is synchronous and a datagram goes straight to it when nothing is queued: on loopback the
+        // kernel may take all 2,000 at once, and then nothing ever waited.
+        assert.ok(changes.length === 0 || changes.join() === "false,true", `water marks: ${changes.join()}`);
+      } else {
+        assert.deepEqual(changes, [false, true], "crossed the water marks and came back");
+      }
       await waitFor(() => received > 0);
       assert.ok(received <= 2_000, `received ${received} (UDP may drop under load)`);
       await client.close();

@@ -22,7 +22,8 @@ export const serve: Serve = async (args) => {
     session.setPkgHandler(new LengthFieldCodec());
     session.setEventListener({
       onOpen: (s) => args.log(`open ${s.localAddr} (${endpoint.driver})`),
-      onMessage: (s, pkg, from) => void s.writePkg(pkg, { to: from! }).catch(() => {}),
+      // send(): no promise per datagram (failures reach onError); the cheapest write for an echo.
+      onMessage: (s, pkg, from) => void s.send(pkg, { to: from! }),
       onError: (_s, e) => args.log(`error: ${e.code} ${e.message}`),
       onClose: (s, info) => args.log(`close (${info.initiator}) ${s.stat()}`),
     });

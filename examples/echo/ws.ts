@@ -24,7 +24,8 @@ export const serve: Serve = async (args) => {
   await server.runEventLoop((session) => {
     session.setEventListener({
       onOpen: (s) => args.log(`open ${s.remoteAddr}`),
-      onMessage: (s, msg) => void s.writePkg(msg).catch(() => {}),
+      // send(): no promise per message (failures reach onError); the cheapest write for an echo.
+      onMessage: (s, msg) => void s.send(msg),
       onError: (s, e) => args.log(`error ${s.remoteAddr}: ${e.code} ${e.message}`),
       onClose: (s, info) => args.log(`close ${s.remoteAddr} (${info.initiator}, ${info.code}) ${s.stat()}`),
     });

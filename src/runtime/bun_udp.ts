@@ -60,6 +60,8 @@ export class BunUdpSocket implements UdpSocket {
   readonly framing = "datagram";
   /** Bun hands each `data` call a fresh, right-sized buffer (verified). */
   readonly retainableChunks = true;
+  /** `send()` is synchronous; a datagram the kernel could not take yet is queued as a copy. */
+  readonly writeTakesCopy = true;
   readonly maxWriteSize = MAX_UDP_PAYLOAD;
   readonly hostname: string;
   readonly port: number;
@@ -110,13 +112,14 @@ export class BunUdpSocket implements UdpSocket {
         this.#events.sendFailed(new Error("no destination for a datagram on an unconnected socket"), undefined);
         return true;
       }
-      if (ipFamily(dest.hostname) === 0) return this.#resolveThenSend(chunk, dest);
+      if (ipFamily(dest.hostname) === 0) return this.#resolveThenSend(chunk.slice(), dest);
     }
     if (this.#queue.length === 0) {
       const sent = this.#trySend(chunk, dest);
       if (sent) return true;
     }
-    return new Promise<void>((resolve, reject) => this.#queue.push({ chunk, dest, resolve, reject }));
+    // The caller may reuse `chunk` once write() returned (writeTakesCopy): a queued datagram is a copy.
+    return new Promise<void>((resolve, reject) => this.#queue.push({ chunk: chunk.slice(), dest, resolve, reject }));
   }
 
   async #resolveThenSend(chunk: Uint8Array, dest: PeerAddress): Promise<void> {

@@ -34,6 +34,8 @@ export class PeerTransport implements Transport, Timed {
   /** The shared socket delivers fresh buffers, passed on as they are. */
   readonly retainableChunks = true;
   readonly maxWriteSize: number | undefined;
+  /** As the shared socket's. */
+  readonly writeTakesCopy: boolean;
   readonly localAddr: string;
   readonly remoteAddr: string;
   /** The peer. */
@@ -59,6 +61,7 @@ export class PeerTransport implements Transport, Timed {
     this.#idleTimeout = idleTimeout;
     this.#inbox = new DatagramInbox(backlog, () => host.dropped());
     this.maxWriteSize = socket.maxWriteSize;
+    this.writeTakesCopy = socket.writeTakesCopy === true;
     this.localAddr = socket.localAddr;
     this.remoteAddr = formatAddr(peer.hostname, peer.port);
     if (idleTimeout > 0) scheduler.schedule(this, this.lastSeen + idleTimeout);

@@ -159,6 +159,11 @@ export abstract class MessageTransport implements Transport {
   readonly framing = "message";
   /** Every message is a fresh buffer (Bun's `uint8array` messages, one ArrayBuffer per WebSocket message event). */
   readonly retainableChunks = true;
+  /**
+   * Every runtime's `send` copies the message (or sends it) before returning: Bun's `ServerWebSocket.send`, and
+   * the standard `WebSocket.send` on Deno and on either runtime's client (tests/ws_borrowed.test.ts checks it).
+   */
+  readonly writeTakesCopy = true;
   readonly remoteAddr: string;
   /** A heartbeat on every cron tick: present only when the runtime can ping or the app heartbeat is on. */
   ping?: () => void;
