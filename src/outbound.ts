@@ -200,14 +200,9 @@ export class Outbound {
     borrowed = false,
   ): Promise<WriteResult> | undefined {
     this.checkCap(bytes.length);
-    if (borrowed && !this.#takesCopy && typeof bytes !== "string") {
-      bytes = bytes.slice();
-      borrowed = false;
-    }
-    if (this.#framing !== "stream" && this.#queue.length === 0 && !this.#inFlight && !this.#failed) {
-      return this.#writeNow(bytes, pkgs, to, timeoutMs, now, withPromise);
-    }
-    if (borrowed) bytes = (bytes as Uint8Array).slice();
+    const direct = this.#framing !== "stream" && this.#queue.length === 0 && !this.#inFlight && !this.#failed;
+    if (borrowed && typeof bytes !== "string" && !(direct && this.#takesCopy)) bytes = bytes.slice();
+    if (direct) return this.#writeNow(bytes, pkgs, to, timeoutMs, now, withPromise);
     return this.#push(bytes, 0, bytes.length, to, pkgs, timeoutMs, now, withPromise);
   }
 
@@ -228,26 +223,48 @@ export class Outbound {
     }
     const len = bytes.length;
     if (result === true) {
-      this.#lastBatch = len;
       this.#host.written(len, pkgs);
       return withPromise ? Promise.resolve({ total: len, sent: len }) : undefined;
     }
     const deadline = timeoutMs > 0 ? now + timeoutMs : Infinity;
-    const entry: Pending = { buf: bytes, start: 0, end: len, to, pkgs, timeoutMs, deadline };
+    const entry = this.#entry(bytes, 0, len, to, pkgs, timeoutMs, deadline, withPromise);
+    this.#awaitWrite([entry], result, len, pkgs);
+    this.#count(len, deadline);
+    return entry.promise;
+  }
+
+  /** A queue entry for `buf[start, end)`, with its completion promise if asked. */
+  #entry(
+    buf: Uint8Array | string,
+    start: number,
+    end: number,
+    to: PeerAddress | undefined,
+    pkgs: number,
+    timeoutMs: number,
+    deadline: number,
+    withPromise: boolean,
+  ): Pending {
+    const entry: Pending = { buf, start, end, to, pkgs, timeoutMs, deadline };
     if (withPromise) {
       entry.promise = new Promise<WriteResult>((resolve, reject) => {
         entry.resolve = resolve;
         entry.reject = reject;
       });
     }
+    return entry;
+  }
+
+  /**
+   * Counts `len` more pending bytes due by `deadline`. Called once the entry is queued or in flight: the
+   * writability callback it may fire can write again.
+   */
+  #count(len: number, deadline: number): void {
     this.#pending += len;
     if (this.#writable && this.#pending > this.limits.highWaterMark) this.#setWritable(false);
     if (deadline < this.#nextDeadline) {
       this.#nextDeadline = deadline;
       this.#host.wakeAt(deadline);
     }
-    this.#awaitWrite([entry], result, len, pkgs);
-    return entry.promise;
   }
 
   #push(
@@ -271,24 +288,12 @@ export class Outbound {
     ) {
       last.end = end;
       last.pkgs += pkgs;
-      this.#pending += end - start;
-      if (this.#writable && this.#pending > this.limits.highWaterMark) this.#setWritable(false);
+      this.#count(end - start, deadline); // deadline ≥ last.deadline: no new wake-up
       return undefined;
     }
-    const entry: Pending = { buf, start, end, to, pkgs, timeoutMs, deadline };
-    if (withPromise) {
-      entry.promise = new Promise<WriteResult>((resolve, reject) => {
-        entry.resolve = resolve;
-        entry.reject = reject;
-      });
-    }
+    const entry = this.#entry(buf, start, end, to, pkgs, timeoutMs, deadline, withPromise);
     this.#queue.push(entry);
-    this.#pending += end - start;
-    if (this.#writable && this.#pending > this.limits.highWaterMark) this.#setWritable(false);
-    if (deadline < this.#nextDeadline) {
-      this.#nextDeadline = deadline;
-      this.#host.wakeAt(deadline);
-    }
+    this.#count(end - start, deadline);
     if (!this.#flushQueued && !this.#inFlight && this.#corked === 0) {
       this.#flushQueued = true;
       toFlush.push(this);
