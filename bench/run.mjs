@@ -307,7 +307,7 @@ function loadgen(args, timeoutMs) {
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
     const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code, signal) => {
+    child.on("close", (code, signal) => { // after stdout is drained, unlike "exit"
       clearTimeout(t);
       const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
       if (!last) {
@@ -439,7 +439,7 @@ function cronRun() {
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
     const t = setTimeout(() => child.kill("SIGKILL"), (CRON_DURATION * 3 + 120) * 1000);
-    child.on("exit", (code) => {
+    child.on("close", (code) => { // after stdout is drained, unlike "exit"
       clearTimeout(t);
       const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
       resolve(last ? JSON.parse(last) : { error: `cron.ts exited ${code}: ${err.slice(-2000)}` });

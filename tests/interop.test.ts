@@ -91,11 +91,14 @@ describe(`interop: ${current} <-> ${other}`, { timeout: 120_000 }, () => {
       });
       const args = ["--transport", transport, "--port", String(server.port), "--count", "200", "--connections", "3"];
       if (transport === "tls") args.push("--ca", "tests/fixtures/tls/ca.crt");
-      const r = await runScript(other, "examples/echo_client.ts", args);
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, new RegExp(`^ok: 600/600 packages echoed intact over 3 ${transport} session`, "m"));
-      assert.equal(server.stats().opened, 3);
-      await server.close();
+      try {
+        const r = await runScript(other, "examples/echo_client.ts", args);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, new RegExp(`^ok: 600/600 packages echoed intact over 3 ${transport} session`, "m"));
+        assert.equal(server.stats().opened, 3);
+      } finally {
+        await server.close();
+      }
     });
   }
 });

@@ -74,14 +74,17 @@ describe(`udp interop: ${current} <-> ${other}`, { timeout: 120_000 }, () => {
           });
         });
         const args = ["--transport", "udp", "--port", String(endpoint.port), "--count", "30", "--connections", "2"];
-        const r = await runScript(other, "examples/echo_client.ts", args);
-        assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, /^ok: 60\/60 packages echoed intact over 2 udp session/m);
-        const st = endpoint.stats();
-        assert.equal(st.readPkgs, 60);
-        assert.equal(st.writePkgs, 60);
-        assert.equal(st.opened, perPeer ? 2 : 1, perPeer ? "one session per client socket" : "one session");
-        await endpoint.close();
+        try {
+          const r = await runScript(other, "examples/echo_client.ts", args);
+          assert.equal(r.code, 0, r.stdout + r.stderr);
+          assert.match(r.stdout, /^ok: 60\/60 packages echoed intact over 2 udp session/m);
+          const st = endpoint.stats();
+          assert.equal(st.readPkgs, 60);
+          assert.equal(st.writePkgs, 60);
+          assert.equal(st.opened, perPeer ? 2 : 1, perPeer ? "one session per client socket" : "one session");
+        } finally {
+          await endpoint.close();
+        }
       });
     }
   }

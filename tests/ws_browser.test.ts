@@ -29,7 +29,7 @@ function runBrowser(url: string): Promise<{ code: number | null; stdout: string;
   child.stderr!.on("data", (d) => (stderr += d));
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("exit", (code) => {
+    child.on("close", (code) => { // after stdout/stderr are drained, unlike "exit"
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

@@ -76,13 +76,16 @@ describe(`ws interop: ${current} <-> ${other}`, { timeout: 120_000 }, () => {
       const { cert, key } = tlsFixtures();
       const server = new WsServer<Msg>({ port: 0, tls: transport === "wss" ? { cert, key } : undefined });
       await server.runEventLoop((s) => s.setEventListener({ onMessage: (s, m) => void s.writePkg(m) }));
-      const r = await runScript(other, "examples/echo_client.ts", [
-        ...["--transport", transport, "--port", String(server.port), "--ca", "tests/fixtures/tls/ca.crt"],
-        ...["--count", "300", "--size", "5000", "--connections", "3"],
-      ]);
-      assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.match(r.stdout, new RegExp(`^ok: 900/900 packages echoed intact over 3 ${transport} session`, "m"));
-      await server.close();
+      try {
+        const r = await runScript(other, "examples/echo_client.ts", [
+          ...["--transport", transport, "--port", String(server.port), "--ca", "tests/fixtures/tls/ca.crt"],
+          ...["--count", "300", "--size", "5000", "--connections", "3"],
+        ]);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        assert.match(r.stdout, new RegExp(`^ok: 900/900 packages echoed intact over 3 ${transport} session`, "m"));
+      } finally {
+        await server.close();
+      }
     });
   }
 

@@ -95,7 +95,8 @@ export function runScript(
   child.stderr!.on("data", (d) => (stderr += d));
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code) => {
+    // "close", not "exit": it fires once stdout and stderr are drained, so no output is missed.
+    child.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
