@@ -156,5 +156,5 @@ log(
     `(target < 5 %), ${result.cronCallsPerS} onCron/s (${(result.cronCallsRatio * 100).toFixed(1)} % of expected), ` +
     `worst timer lag ${result.maxLagMs.cron} ms with cron, ${result.maxLagMs.baseline} ms without, RSS ${result.rssMiB} MiB`,
 );
-if (values.json) console.log(JSON.stringify(result));
-process.exit(0);
+// Exit once the result is written: process.exit() right after console.log can drop it when stdout is a pipe.
+process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : "", () => process.exit(0));

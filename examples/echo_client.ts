@@ -112,9 +112,6 @@ const total = count * client.sessions.length;
 const sessions = client.sessions.length;
 await client.close();
 const verdict = bad === 0 ? "ok" : "FAILED";
-console.log(
-  `${verdict}: ${total - bad}/${total} packages echoed intact over ${sessions} ${transport} session(s) in ${
-    ms.toFixed(1)
-  } ms`,
-);
-process.exit(bad === 0 ? 0 : 1);
+const summary = `${verdict}: ${total - bad}/${total} packages echoed intact over ${sessions} ${transport} session(s)`;
+// Exit once the line is written: process.exit() right after console.log can drop it when stdout is a pipe.
+process.stdout.write(`${summary} in ${ms.toFixed(1)} ms\n`, () => process.exit(bad === 0 ? 0 : 1));
