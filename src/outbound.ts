@@ -244,7 +244,19 @@ export class Outbound {
     deadline: number,
     withPromise: boolean,
   ): Pending {
-    const entry: Pending = { buf, start, end, to, pkgs, timeoutMs, deadline };
+    // Every field is set here, so all entries share one shape (a field added later would give two).
+    const entry: Pending = {
+      buf,
+      start,
+      end,
+      to,
+      pkgs,
+      timeoutMs,
+      deadline,
+      promise: undefined,
+      resolve: undefined,
+      reject: undefined,
+    };
     if (withPromise) {
       entry.promise = new Promise<WriteResult>((resolve, reject) => {
         entry.resolve = resolve;

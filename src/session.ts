@@ -165,7 +165,9 @@ export class Session<P = Uint8Array> {
   /** Process-unique id. */
   readonly id: number = nextSessionId++;
   /** @internal scheduler bucket. */
-  _bucket?: number;
+  _bucket?: number = undefined;
+  /** @internal slot in the scheduler bucket (declared here so scheduling never changes the object's shape). */
+  _slot?: number = undefined;
 
   readonly #transport: Transport;
   readonly #framing: Framing;

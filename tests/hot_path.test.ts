@@ -10,7 +10,14 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, describe, it } from "node:test";
 import fc from "fast-check";
-import { type Codec, LengthFieldCodec, type ReadResult, type Session, TcpServer } from "../mod.ts";
+import {
+  type Codec,
+  createMemorySessionPair,
+  LengthFieldCodec,
+  type ReadResult,
+  type Session,
+  TcpServer,
+} from "../mod.ts";
 import { runtimeAdapter } from "../src/runtime/select.ts";
 import {
   giveSlab,
@@ -192,6 +199,21 @@ describe("hot path", () => {
     assert.equal(sessions[2].config.readTimeout, 30_000, "a new session gets the endpoint's setting");
     await Promise.all([a, b, c].map((x) => endSocket(x.socket)));
     await server.close();
+  });
+
+  it("gives a session the scheduler's fields when it is made, so scheduling never changes its shape", async () => {
+    // Adding _slot on the first schedule gave every session a second hidden class: the 100k-session cron
+    // bench cost 4.7-7.2 % of a core on Bun with it, 1.7-2.0 % without.
+    const [a, b] = await createMemorySessionPair<Uint8Array>();
+    for (const s of [a, b]) {
+      assert.ok(Object.hasOwn(s, "_bucket") && Object.hasOwn(s, "_slot"), "declared at construction");
+      const keys = Object.keys(s);
+      s.setCronPeriod(1_000);
+      s.setEventListener({ onCron: () => {} });
+      assert.notEqual(s._bucket, undefined, "scheduled");
+      assert.deepEqual(Object.keys(s), keys, "no property added by scheduling");
+    }
+    await Promise.all([a.close(), b.close()]);
   });
 
   it("resolves `closed` read for the first time after the session closed", async () => {

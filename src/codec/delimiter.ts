@@ -100,7 +100,7 @@ export class DelimiterCodec implements Codec<Uint8Array> {
     this.#maxFrame = optInt("maxFrameLength", options.maxFrameLength, MAX, 0);
   }
 
-  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a copy. */
+  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a view of `data`, not a copy. */
   read(_session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
     const { at, size, wait } = this.#search(data);
     if (at === -1) {

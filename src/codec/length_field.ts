@@ -100,7 +100,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     }
   }
 
-  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a copy. */
+  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a view of `data`, not a copy. */
   read(session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
     return this.readAt(session, data, 0);
   }

@@ -43,7 +43,9 @@ export class PeerTransport implements Transport, Timed {
   /** The peer's map key. */
   readonly key: string;
   /** @internal scheduler bucket. */
-  _bucket?: number;
+  _bucket?: number = undefined;
+  /** @internal slot in the scheduler bucket (declared here so scheduling never changes the object's shape). */
+  _slot?: number = undefined;
   /** When the last datagram from the peer arrived, ms since epoch. */
   lastSeen: number = Date.now();
   readonly #socket: UdpSocket;
