@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { InvalidOptionError, type PeerAddress } from "../mod.ts";
 import { type BunUdpLike, BunUdpSocket } from "../src/runtime/bun_udp.ts";
-import { isLoopback, normalizeHost, peerKey, resolveHost, samePeer } from "../src/udp/address.ts";
+import { ipFamily, isLoopback, normalizeHost, peerKey, resolveHost, samePeer } from "../src/udp/address.ts";
 import type { DropReason, UdpBindOptions, UdpSocket, UdpSocketEvents } from "../src/udp/adapter.ts";
 import { DatagramInbox } from "../src/udp/inbox.ts";
 import { hasDenoListenDatagram, resolveUdpDriver, udpAdapter, type UdpDriverName } from "../src/udp/select.ts";
@@ -307,5 +307,18 @@ describe("udp: driver selection and addresses", () => {
     assert.ok(isLoopback("127.0.0.2") && isLoopback("::1") && !isLoopback("10.0.0.1"));
     assert.equal(await resolveHost("localhost", 4), "127.0.0.1");
     assert.equal(await resolveHost("::ffff:127.0.0.1"), "127.0.0.1");
+  });
+
+  it("gives the same answers from its per-host cache, past the cache's bound", () => {
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 3000; i++) {
+        const v4 = `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`;
+        assert.equal(normalizeHost(`::ffff:${v4}`), v4);
+        assert.equal(normalizeHost(v4), v4);
+        assert.equal(ipFamily(v4), 4);
+        assert.equal(ipFamily(`fe80::${i.toString(16)}`), 6);
+        assert.equal(ipFamily(`host${i}.example`), 0);
+      }
+    }
   });
 });

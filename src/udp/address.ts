@@ -9,17 +9,38 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { PeerAddress } from "../transport.ts";
 
+/**
+ * What the checks below found for recently seen hosts. Every datagram names its peer, and a server hears from
+ * few distinct hosts (many ports), so a lookup replaces a regular expression per datagram. Bounded: emptied
+ * when full.
+ */
+const families = new Map<string, 0 | 4 | 6>();
+const normalized = new Map<string, string>();
+const CACHE_MAX = 1024;
+
 /** 4 or 6 for an IP literal, 0 for anything else (a host name). */
 export function ipFamily(host: string): 0 | 4 | 6 {
-  return isIP(host) as 0 | 4 | 6;
+  let family = families.get(host);
+  if (family === undefined) {
+    family = isIP(host) as 0 | 4 | 6;
+    if (families.size >= CACHE_MAX) families.clear();
+    families.set(host, family);
+  }
+  return family;
 }
 
 const MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
 
 /** `::ffff:a.b.c.d` (how a dual-stack socket sees an IPv4 peer) becomes `a.b.c.d`; anything else is returned as is. */
 export function normalizeHost(host: string): string {
-  const m = MAPPED.exec(host);
-  return m ? m[1] : host;
+  let out = normalized.get(host);
+  if (out === undefined) {
+    const m = MAPPED.exec(host);
+    out = m ? m[1] : host;
+    if (normalized.size >= CACHE_MAX) normalized.clear();
+    normalized.set(host, out);
+  }
+  return out;
 }
 
 /** `{ hostname, port }` with the host normalised (see {@link normalizeHost}). */
