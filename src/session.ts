@@ -1021,14 +1021,11 @@ export class Session<P = Uint8Array> {
    * the datagram on a datagram session (reported through onError), so one bad peer cannot stop a UDP endpoint.
    */
   #decodeMessage(message: Uint8Array | string, from: PeerAddress | undefined): void {
-    const bad = (error: GettyError) => {
-      if (this.#framing === "datagram") this.#emitError(error);
-      else this.#closeWith(error, "error");
-    };
     const max = this.#config.maxMsgLen;
-    if (message.length > max) return bad(new MessageTooLongError(message.length, max, "message"));
+    if (message.length > max) return this.#badMessage(new MessageTooLongError(message.length, max, "message"));
     if (message.length === 0 && this.#framing === "datagram") {
-      return bad(new CodecError(`empty datagram from ${from ? `${from.hostname}:${from.port}` : "peer"} dropped`));
+      const peer = from ? `${from.hostname}:${from.port}` : "peer";
+      return this.#badMessage(new CodecError(`empty datagram from ${peer} dropped`));
     }
     // Packages may be views of the bytes (see Reader), so a reused read buffer is copied once.
     const owned = this.#transport.retainableChunks === true;
@@ -1041,15 +1038,25 @@ export class Session<P = Uint8Array> {
     try {
       r = this.#reader.read(this, bytes);
     } catch (error) {
-      return bad(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }));
+      return this.#badMessage(error instanceof GettyError ? error : new CodecError("read failed", { cause: error }));
     }
     if (r === undefined || !("pkg" in r)) {
-      return bad(new CodecError(`${this.#framing} of ${bytes.length} bytes does not hold a whole package`));
+      return this.#badMessage(
+        new CodecError(`${this.#framing} of ${bytes.length} bytes does not hold a whole package`),
+      );
     }
     if (r.length !== bytes.length) {
-      return bad(new CodecError(`package used ${r.length} of the ${bytes.length} bytes of the ${this.#framing}`));
+      return this.#badMessage(
+        new CodecError(`package used ${r.length} of the ${bytes.length} bytes of the ${this.#framing}`),
+      );
     }
     this.#deliver(r.pkg, from);
+  }
+
+  /** A message or datagram that cannot be delivered: a datagram is dropped (reported), a message closes. */
+  #badMessage(error: GettyError): void {
+    if (this.#framing === "datagram") this.#emitError(error);
+    else this.#closeWith(error, "error");
   }
 
   #deliver(pkg: P, from: PeerAddress | undefined): void {
