@@ -189,7 +189,7 @@ class DenoTransport implements Transport {
         return this.#end(error);
       }
       // One microtask before the next read(). Measured (A/B on one core, saturated 64-byte echo): ~6 % more
-      // packages per CPU second than calling read() at once; the cause lies in Deno's op scheduling.
+      // packages per CPU second than calling read() at once. Why is not established (Deno's op scheduling?).
       await null;
     }
   }

@@ -18,29 +18,35 @@ const families = new Map<string, 0 | 4 | 6>();
 const normalized = new Map<string, string>();
 const CACHE_MAX = 1024;
 
+/** `cache`'s value for `host`, computed (and kept) on a miss. */
+function cached<V>(cache: Map<string, V>, host: string, compute: (host: string) => V): V {
+  let value = cache.get(host);
+  if (value === undefined) {
+    value = compute(host);
+    if (cache.size >= CACHE_MAX) cache.clear();
+    cache.set(host, value);
+  }
+  return value;
+}
+
 /** 4 or 6 for an IP literal, 0 for anything else (a host name). */
 export function ipFamily(host: string): 0 | 4 | 6 {
-  let family = families.get(host);
-  if (family === undefined) {
-    family = isIP(host) as 0 | 4 | 6;
-    if (families.size >= CACHE_MAX) families.clear();
-    families.set(host, family);
-  }
-  return family;
+  return cached(families, host, familyOf);
+}
+
+function familyOf(host: string): 0 | 4 | 6 {
+  return isIP(host) as 0 | 4 | 6;
 }
 
 const MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
 
 /** `::ffff:a.b.c.d` (how a dual-stack socket sees an IPv4 peer) becomes `a.b.c.d`; anything else is returned as is. */
 export function normalizeHost(host: string): string {
-  let out = normalized.get(host);
-  if (out === undefined) {
-    const m = MAPPED.exec(host);
-    out = m ? m[1] : host;
-    if (normalized.size >= CACHE_MAX) normalized.clear();
-    normalized.set(host, out);
-  }
-  return out;
+  return cached(normalized, host, unmapped);
+}
+
+function unmapped(host: string): string {
+  return MAPPED.exec(host)?.[1] ?? host;
 }
 
 /** `{ hostname, port }` with the host normalised (see {@link normalizeHost}). */

@@ -161,7 +161,7 @@ export abstract class MessageTransport implements Transport {
   readonly retainableChunks = true;
   /**
    * Every runtime's `send` copies the message (or sends it) before returning: Bun's `ServerWebSocket.send`, and
-   * the standard `WebSocket.send` on Deno and on either runtime's client (tests/ws_borrowed.test.ts checks it).
+   * the standard `WebSocket.send` on Deno and on either runtime's client (tests/borrowed_writes.test.ts checks it).
    */
   readonly writeTakesCopy = true;
   readonly remoteAddr: string;
