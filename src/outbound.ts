@@ -100,6 +100,12 @@ export class Outbound {
   readonly #host: OutboundHost;
   limits: OutboundLimits;
   #queue: Pending[] = [];
+  /**
+   * The last queued entry while a promise-less write right behind it in the slab may extend it (stream
+   * transports; see {@link commit}). Kept here so that `send` in a loop touches no array; cleared whenever the
+   * queue is taken or rebuilt.
+   */
+  #tail: Pending | undefined;
   #inFlight: Pending[] | undefined;
   #pending = 0;
   #writable = true;
@@ -148,17 +154,26 @@ export class Outbound {
    */
   reserve(len: number): number {
     this.checkCap(len);
+    const slab = this.#slab;
+    if (slab === undefined || this.#slabUsed + len > slab.length || len > MAX_SLAB_BYTES / 4) {
+      return this.#reserveElsewhere(len);
+    }
+    this.#target = slab;
+    return this.#slabUsed;
+  }
+
+  /** {@link reserve} when the current slab cannot take `len` bytes: a new slab, or a buffer of its own. */
+  #reserveElsewhere(len: number): number {
     if (len > MAX_SLAB_BYTES / 4) {
       this.#target = new Uint8Array(len);
       return 0;
     }
-    if (!this.#slab || this.#slabUsed + len > this.#slab.length) {
-      // A full slab still has queued bytes: it is left to the garbage collector, not given back.
-      this.#slab = takeSlab(Math.max(len, this.#lastBatch * 2, (this.#slab?.length ?? 0) * 2));
-      this.#slabUsed = 0;
-    }
-    this.#target = this.#slab;
-    return this.#slabUsed;
+    // A full slab still has queued bytes: it is left to the garbage collector, not given back.
+    const slab = takeSlab(Math.max(len, this.#lastBatch * 2, (this.#slab?.length ?? 0) * 2));
+    this.#slab = slab;
+    this.#slabUsed = 0;
+    this.#target = slab;
+    return 0;
   }
 
   /** The buffer the last {@link reserve} points into. */
@@ -177,6 +192,19 @@ export class Outbound {
   ): Promise<WriteResult> | undefined {
     const buf = this.#target;
     if (buf === this.#slab) this.#slabUsed = offset + len;
+    // A promise-less write right behind the last queued one in the same slab extends that entry instead of
+    // adding one: no allocation per package for `send`. The entry keeps its earlier deadline, so a timeout can
+    // only come sooner (and needs no new wake-up).
+    const tail = this.#tail;
+    if (
+      !withPromise && tail !== undefined && tail.buf === buf && tail.end === offset &&
+      tail.deadline <= (timeoutMs > 0 ? now + timeoutMs : Infinity)
+    ) {
+      tail.end = offset + len;
+      tail.pkgs += pkgs;
+      this.#count(len, Infinity);
+      return undefined;
+    }
     return this.#push(buf, offset, offset + len, undefined, pkgs, timeoutMs, now, withPromise);
   }
 
@@ -290,21 +318,9 @@ export class Outbound {
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
     const deadline = timeoutMs > 0 ? now + timeoutMs : Infinity;
-    // A promise-less write right behind another one in the same slab extends that entry instead of adding
-    // one (stream transports only): no allocation per package for `send`. The merged entry keeps the earlier
-    // deadline, so a timeout can only come sooner.
-    const last = this.#queue.length > 0 ? this.#queue[this.#queue.length - 1] : undefined;
-    if (
-      !withPromise && last !== undefined && last.promise === undefined && last.buf === buf && last.end === start &&
-      this.#framing === "stream" && last.deadline <= deadline
-    ) {
-      last.end = end;
-      last.pkgs += pkgs;
-      this.#count(end - start, deadline); // deadline ≥ last.deadline: no new wake-up
-      return undefined;
-    }
     const entry = this.#entry(buf, start, end, to, pkgs, timeoutMs, deadline, withPromise);
     this.#queue.push(entry);
+    this.#tail = withPromise || this.#framing !== "stream" ? undefined : entry;
     this.#count(end - start, deadline);
     if (!this.#flushQueued && !this.#inFlight && this.#corked === 0) {
       this.#flushQueued = true;
@@ -340,6 +356,7 @@ export class Outbound {
     const all = [...(this.#inFlight ?? []), ...this.#queue];
     this.#inFlight = undefined;
     this.#queue = [];
+    this.#tail = undefined;
     this.#pending = 0;
     this.#slab = undefined; // not given back: a failed write may still be reading it
     this.#target = EMPTY;
@@ -365,6 +382,7 @@ export class Outbound {
     const expired: Pending[] = [];
     for (const p of this.#queue) (p.deadline > now ? keep : expired).push(p);
     this.#queue = keep;
+    this.#tail = undefined;
     for (const p of expired) this.#pending -= size(p);
     for (const p of expired) {
       const error = new WriteTimeoutError(p.timeoutMs, false);
@@ -446,6 +464,7 @@ export class Outbound {
 
   #takeBatch(): Pending[] {
     const q = this.#queue;
+    this.#tail = undefined;
     if (this.#framing !== "stream") {
       if (q.length > 1) return [q.shift()!];
       this.#queue = [];

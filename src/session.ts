@@ -192,6 +192,8 @@ export class Session<P = Uint8Array> {
   #writer: Writer<P> | undefined;
   /** Whether the writer fills every byte it reserves (built-in codecs); else reservations are zeroed first. */
   #writerExact = false;
+  /** Whether packages are encoded straight into the outbound slab (stream transport, `encodeInto` writer). */
+  #encodeInPlace = false;
   #state: SessionState = "new";
   #started = false;
   #transportDead = false;
@@ -343,8 +345,7 @@ export class Session<P = Uint8Array> {
   /** Sets both the reader and the writer (getty's SetPkgHandler). */
   setPkgHandler(codec: Codec<P>): void {
     this.#reader = codec;
-    this.#writer = codec;
-    this.#writerExact = isExactWriter(codec);
+    this.setWriter(codec);
   }
 
   /** Sets the reader. Without one, each received chunk is delivered as a `Uint8Array` package. */
@@ -356,6 +357,8 @@ export class Session<P = Uint8Array> {
   setWriter(writer: Writer<P> | undefined): void {
     this.#writer = writer;
     this.#writerExact = isExactWriter(writer);
+    this.#encodeInPlace = this.#framing === "stream" && typeof writer?.encodeInto === "function" &&
+      typeof writer.encodedLength === "function";
   }
 
   /** Sets the cron period in ms (0 = off); takes effect at once. */
@@ -535,23 +538,32 @@ export class Session<P = Uint8Array> {
     const timeout = this.#timeoutOf(options);
     // Within a read, the read's timestamp serves every write (one clock read per read, not per package).
     const now = timeout === 0 ? 0 : this.#inRead ? this.#lastRead : Date.now();
-    const w = this.#writer;
+    if (!this.#encodeInPlace) return this.#queueEncoded(pkg, options, timeout, now, withPromise);
+    // The fast path (kept small so the engine inlines it): encode straight into the outbound slab.
+    const w = this.#writer!;
     const out = this.#out;
-    if (this.#framing === "stream") {
-      // Fast paths: encode straight into the outbound slab.
-      if (w?.encodeInto && w.encodedLength) {
-        const len = w.encodedLength(this, pkg);
-        const off = out.reserve(len);
-        // A pooled slab holds earlier bytes: a writer not known to fill its reservation writes over zeros.
-        if (!this.#writerExact) out.target.fill(0, off, off + len);
-        w.encodeInto(this, pkg, out.target, off);
-        return out.commit(off, len, 1, timeout, now, withPromise);
-      }
-      if (!w && pkg instanceof Uint8Array) {
-        const off = out.reserve(pkg.length);
-        out.target.set(pkg, off);
-        return out.commit(off, pkg.length, 1, timeout, now, withPromise);
-      }
+    const len = w.encodedLength!(this, pkg);
+    const off = out.reserve(len);
+    // A pooled slab holds earlier bytes: a writer not known to fill its reservation writes over zeros.
+    if (!this.#writerExact) out.target.fill(0, off, off + len);
+    w.encodeInto!(this, pkg, out.target, off);
+    return out.commit(off, len, 1, timeout, now, withPromise);
+  }
+
+  /** {@link #queuePkg} for every writer that does not encode in place, and for packages without a writer. */
+  #queueEncoded(
+    pkg: P,
+    options: number | WriteOptions | undefined,
+    timeout: number,
+    now: number,
+    withPromise: boolean,
+  ): Promise<WriteResult> | undefined {
+    const w = this.#writer;
+    if (!w && this.#framing === "stream" && pkg instanceof Uint8Array) {
+      const out = this.#out;
+      const off = out.reserve(pkg.length);
+      out.target.set(pkg, off);
+      return out.commit(off, pkg.length, 1, timeout, now, withPromise);
     }
     let encoded = w ? w.write(this, pkg) : toWire(pkg);
     if (typeof encoded === "string") {
@@ -1062,17 +1074,27 @@ export class Session<P = Uint8Array> {
   #deliver(pkg: P, from: PeerAddress | undefined): void {
     this.#readPkgs++;
     this.#active = this.#lastRead;
-    // With no onMessage, packages queue in `readable` (created now if needed) under backpressure.
-    if (!this.#listener.onMessage && !this.#readable) void this.readable;
-    if (this.#readableController) {
-      this.#readableController.enqueue(pkg);
-      if ((this.#readableController.desiredSize ?? 1) <= 0) this.#pauseRead();
-    }
-    if (!this.#listener.onMessage) return;
+    const onMessage = this.#listener.onMessage;
+    if (onMessage === undefined || this.#readableController !== undefined) this.#toReadable(pkg, onMessage);
+    if (onMessage === undefined) return;
     if (!this.#busy && this.#inbound.length === 0 && (this.#pool === undefined || this.#pool.tryAcquire())) {
       this.#handle(pkg, from);
-      return;
+    } else {
+      this.#queueInbound(pkg, from);
     }
+  }
+
+  /** Enqueues `pkg` in `readable`; with no onMessage, `readable` is created now if needed (backpressure). */
+  #toReadable(pkg: P, onMessage: unknown): void {
+    if (onMessage === undefined && !this.#readable) void this.readable;
+    const controller = this.#readableController;
+    if (controller === undefined) return;
+    controller.enqueue(pkg);
+    if ((controller.desiredSize ?? 1) <= 0) this.#pauseRead();
+  }
+
+  /** Keeps `pkg` for onMessage while a handler runs, earlier packages wait, or the pool has no free slot. */
+  #queueInbound(pkg: P, from: PeerAddress | undefined): void {
     if (this.#inbound === NO_PKGS) this.#inbound = [];
     this.#inbound.push(pkg);
     if (from !== undefined || this.#inboundFrom.length > 0) {
@@ -1094,18 +1116,20 @@ export class Session<P = Uint8Array> {
       this.#emitError(new HandlerError("onMessage", error));
       return;
     }
-    if (result && typeof result.then === "function") {
-      this.#busy = true;
-      result.then(
-        () => this.#handled(),
-        (error) => {
-          this.#emitError(new HandlerError("onMessage", error));
-          this.#handled();
-        },
-      );
-      return;
-    }
-    this.#pool?.release();
+    if (result && typeof result.then === "function") this.#awaitHandler(result);
+    else this.#pool?.release();
+  }
+
+  /** An async onMessage: the next package waits until it settles. */
+  #awaitHandler(result: Promise<void>): void {
+    this.#busy = true;
+    result.then(
+      () => this.#handled(),
+      (error) => {
+        this.#emitError(new HandlerError("onMessage", error));
+        this.#handled();
+      },
+    );
   }
 
   #handled(): void {

@@ -93,17 +93,14 @@ describe("outbound buffer", () => {
     await b.closed;
   });
 
-  /** Makes b stop reading: one package blocks its handler, a second fills its one-slot queue. */
-  async function stallReader(a: Session<Uint8Array>) {
-    await a.writePkg(new Uint8Array(10));
-    await sleep(5);
-    await a.writePkg(new Uint8Array(10));
-    await sleep(5);
-  }
-
-  it("a write timeout before any byte is sent fails only that write; the session stays open", async () => {
+  /**
+   * A pair whose reader b has stopped reading: its handler blocks on the first package (until `g.open()`) and
+   * a second fills its one-slot queue. `got` lists the lengths b handled; `errors` the codes a reported.
+   */
+  async function stalledPair() {
     const g = gate();
     const errors: string[] = [];
+    const got: number[] = [];
     const [a, b] = await createMemorySessionPair<Uint8Array>({
       window: 100,
       session: { inboundQueueLimit: 1 },
@@ -113,10 +110,23 @@ describe("outbound buffer", () => {
       },
       b: (s) => {
         s.setPkgHandler(codec);
-        s.setEventListener({ onMessage: () => g.opened });
+        s.setEventListener({
+          onMessage: (_s, pkg) => {
+            got.push(pkg.length);
+            return g.opened;
+          },
+        });
       },
     });
-    await stallReader(a);
+    for (let i = 0; i < 2; i++) {
+      await a.writePkg(new Uint8Array(10));
+      await sleep(5);
+    }
+    return { a, b, g, errors, got };
+  }
+
+  it("a write timeout before any byte is sent fails only that write; the session stays open", async () => {
+    const { a, b, g, errors } = await stalledPair();
     const first = a.writePkg(new Uint8Array(5000), 0); // in flight, stuck behind the paused reader, no timeout
     await sleep(5);
     const second = a.writePkg(new Uint8Array(10), 40); // still queued when its timeout strikes
@@ -129,17 +139,40 @@ describe("outbound buffer", () => {
     await b.closed;
   });
 
+  // `send` extends the previous promise-less write in the same slab (no allocation per package). A write that
+  // was dropped, or already handed to the transport, must not be extended: what is sent next would be lost.
+  it("a send queued behind a timed-out send still leaves (nothing joins a write that was dropped)", async () => {
+    const { a, b, g, errors, got } = await stalledPair();
+    const first = a.writePkg(new Uint8Array(5000), 0); // in flight, stuck behind the paused reader
+    await sleep(5);
+    assert.equal(a.send(new Uint8Array(11), 30), true); // queued; its timeout strikes before it leaves
+    await waitFor(() => errors.length === 1);
+    assert.deepEqual(errors, ["ERR_WRITE_TIMEOUT"]);
+    assert.equal(a.send(new Uint8Array(12)), true); // right behind the dropped one in the slab
+    g.open();
+    await first;
+    await waitFor(() => got.includes(12));
+    assert.deepEqual(got, [10, 10, 5000, 12]);
+    await a.close();
+    await b.closed;
+  });
+
+  it("a send while an earlier send is still in flight leaves after it (nothing joins a write under way)", async () => {
+    const { a, b, g, errors, got } = await stalledPair();
+    assert.equal(a.send(new Uint8Array(5000)), true); // handed to the transport, stuck behind the paused reader
+    await sleep(5);
+    assert.equal(a.send(new Uint8Array(12)), true); // right behind it in the slab
+    g.open();
+    await waitFor(() => got.includes(12));
+    assert.deepEqual(got, [10, 10, 5000, 12]);
+    await waitFor(() => a.pendingBytes === 0);
+    assert.deepEqual(errors, []);
+    await a.close();
+    await b.closed;
+  });
+
   it("a write timeout that strikes mid-frame closes the session", async () => {
-    const [a, b] = await createMemorySessionPair<Uint8Array>({
-      window: 100,
-      session: { inboundQueueLimit: 1 },
-      a: (s) => s.setPkgHandler(codec),
-      b: (s) => {
-        s.setPkgHandler(codec);
-        s.setEventListener({ onMessage: () => new Promise(() => {}) }); // never finishes: reads stop
-      },
-    });
-    await stallReader(a);
+    const { a, b } = await stalledPair(); // the gate stays shut: b never reads again
     const stuck = a.writePkg(new Uint8Array(50_000), 40);
     await assert.rejects(stuck);
     const info = await a.closed;

@@ -110,24 +110,32 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     const available = data.length - offset;
     if (available < this.#headerEnd) return undefined;
     const value = this.#getValue(data, offset);
-    if (this.#width === 8 && !Number.isSafeInteger(value)) {
-      throw new CodecError(`length field value ${value} exceeds Number.MAX_SAFE_INTEGER`);
-    }
     const frameLength = this.#headerEnd + value + this.#adjustment;
+    // One range check for the common case; the cold path names what is wrong.
+    if (
+      !(value <= MAX && frameLength >= this.#strip && frameLength >= this.#headerEnd && frameLength <= this.#maxFrame)
+    ) {
+      throw this.#frameError(value, frameLength);
+    }
+    if (available < frameLength) return { declared: frameLength };
+    return { pkg: data.subarray(offset + this.#strip, offset + frameLength), length: frameLength };
+  }
+
+  /** The error for a length field whose frame cannot be decoded (kept out of the hot path). */
+  #frameError(value: number, frameLength: number): Error {
+    if (!Number.isSafeInteger(value)) {
+      return new CodecError(`length field value ${value} exceeds Number.MAX_SAFE_INTEGER`);
+    }
     if (frameLength < this.#headerEnd) {
-      throw new CodecError(
+      return new CodecError(
         `invalid frame: length field value ${value} with lengthAdjustment ${this.#adjustment} gives a frame of ` +
           `${frameLength} bytes, shorter than the ${this.#headerEnd}-byte header`,
       );
     }
     if (frameLength > this.#maxFrame) {
-      throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
+      return new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
     }
-    if (this.#strip > frameLength) {
-      throw new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
-    }
-    if (available < frameLength) return { declared: frameLength };
-    return { pkg: data.subarray(offset + this.#strip, offset + frameLength), length: frameLength };
+    return new CodecError(`invalid frame: initialBytesToStrip ${this.#strip} exceeds the frame length ${frameLength}`);
   }
 
   /**
@@ -142,43 +150,52 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
 
   /** The encoded size of `pkg` (header + body); validates like {@link write}. */
   encodedLength(_session: Session<Uint8Array> | undefined, pkg: Uint8Array): number {
-    if (!this.#encodable) {
-      throw new CodecError(
-        "LengthFieldCodec can only encode frames with lengthFieldOffset 0 and initialBytesToStrip equal to " +
-          "lengthFieldLength; supply your own Writer for this layout",
-      );
-    }
     const frameLength = this.#width + pkg.length;
-    if (frameLength > this.#maxFrame) {
-      throw new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
-    }
     const value = pkg.length - this.#adjustment;
-    const limit = this.#limit;
-    if (value < 0 || value > limit) {
-      throw new CodecError(
-        `cannot encode a ${pkg.length}-byte package: length field value ${value} does not fit ` +
-          `${this.#width} byte(s) (0..${limit})`,
-      );
+    if (!(this.#encodable && frameLength <= this.#maxFrame && value >= 0 && value <= this.#limit)) {
+      throw this.#encodeError(pkg.length, frameLength, value);
     }
     return frameLength;
   }
 
+  /** The error for a package this codec cannot encode (kept out of the hot path). */
+  #encodeError(length: number, frameLength: number, value: number): Error {
+    if (!this.#encodable) {
+      return new CodecError(
+        "LengthFieldCodec can only encode frames with lengthFieldOffset 0 and initialBytesToStrip equal to " +
+          "lengthFieldLength; supply your own Writer for this layout",
+      );
+    }
+    if (frameLength > this.#maxFrame) {
+      return new MessageTooLongError(frameLength, this.#maxFrame, "frame", "maxFrameLength");
+    }
+    return new CodecError(
+      `cannot encode a ${length}-byte package: length field value ${value} does not fit ` +
+        `${this.#width} byte(s) (0..${this.#limit})`,
+    );
+  }
+
   /** Writes the header and `pkg` into `target` at `offset` (call {@link encodedLength} first to validate). */
   encodeInto(_session: Session<Uint8Array> | undefined, pkg: Uint8Array, target: Uint8Array, offset: number): void {
-    const width = this.#width;
-    let rest = pkg.length - this.#adjustment;
-    if (width === 4 && !this.#little) {
-      target[offset] = rest >>> 24;
-      target[offset + 1] = (rest >>> 16) & 0xff;
-      target[offset + 2] = (rest >>> 8) & 0xff;
-      target[offset + 3] = rest & 0xff;
+    const value = pkg.length - this.#adjustment;
+    if (this.#width === 4 && !this.#little) {
+      target[offset] = value >>> 24;
+      target[offset + 1] = (value >>> 16) & 0xff;
+      target[offset + 2] = (value >>> 8) & 0xff;
+      target[offset + 3] = value & 0xff;
     } else {
-      for (let i = 0; i < width; i++) {
-        target[offset + (this.#little ? i : width - 1 - i)] = rest % 256;
-        rest = Math.floor(rest / 256);
-      }
+      this.#putValue(target, offset, value);
     }
-    target.set(pkg, offset + width);
+    target.set(pkg, offset + this.#width);
+  }
+
+  /** Writes `value` as the length field of any width and byte order (the 4-byte big-endian case is inline). */
+  #putValue(target: Uint8Array, offset: number, value: number): void {
+    const width = this.#width;
+    for (let i = 0; i < width; i++) {
+      target[offset + (this.#little ? i : width - 1 - i)] = value % 256;
+      value = Math.floor(value / 256);
+    }
   }
 
   /** The length field as an unsigned number (may be unsafe for 8-byte fields; the caller checks). */
@@ -187,6 +204,11 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     if (this.#width === 4 && !this.#little) {
       return ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
     }
+    return this.#getValueAnyWidth(data, at);
+  }
+
+  /** The length field at `at`, any width and byte order. */
+  #getValueAnyWidth(data: Uint8Array, at: number): number {
     let value = 0;
     for (let i = 0; i < this.#width; i++) {
       value = value * 256 + data[at + (this.#little ? this.#width - 1 - i : i)];
