@@ -233,15 +233,35 @@ describe("hot path", () => {
 
 describe("slab pool", () => {
   it("hands a given-back slab out again and sizes slabs in powers of two", () => {
-    const slab = takeSlab(3000);
-    assert.equal(slab.length, 4096);
+    const slab = takeSlab(3000); // 4 KiB, or a pooled 8 or 16 KiB one
+    assert.ok([4096, 8192, 16384].includes(slab.length), `${slab.length} bytes`);
     const before = pooledSlabBytes();
     giveSlab(slab);
-    assert.equal(pooledSlabBytes(), before + 4096);
-    const again = takeSlab(4000);
-    assert.equal(again, slab, "the same buffer comes back");
-    assert.equal(takeSlab(1).length, MIN_SLAB_BYTES);
+    assert.equal(pooledSlabBytes(), before + slab.length);
+    assert.ok(takeSlab(slab.length) === slab, "the same buffer comes back");
+    assert.ok([1, 2, 4].includes(takeSlab(1).length / MIN_SLAB_BYTES)); // its class or up to two above
     assert.equal(takeSlab(10 * MAX_SLAB_BYTES).length, MAX_SLAB_BYTES);
+  });
+
+  it("serves a request from a pooled slab up to two size classes larger, not more", () => {
+    // Empty the 32, 64 and 128 KiB classes (other tests leave slabs behind): a take that allocates proves it.
+    const held: Uint8Array[] = [];
+    for (;;) {
+      const before = pooledSlabBytes();
+      held.push(takeSlab(20_000));
+      if (pooledSlabBytes() === before) break;
+    }
+    const larger = new Uint8Array(64 * 1024); // given back a class above a 32 KiB request
+    giveSlab(larger);
+    // (assert.ok on identity: a failing assert.equal would print and diff two large arrays)
+    assert.ok(takeSlab(20_000) === larger, "the slab a class above is handed out");
+    const tooLarge = new Uint8Array(256 * 1024); // three classes above
+    giveSlab(tooLarge);
+    const fresh = takeSlab(20_000);
+    assert.equal(fresh.length, 32 * 1024);
+    assert.ok(fresh !== tooLarge);
+    assert.ok(takeSlab(MAX_SLAB_BYTES) === tooLarge, "still pooled for a request of its own class");
+    for (const s of held) giveSlab(s);
   });
 
   it("keeps at most POOL_MAX_BYTES and ignores buffers that are not slabs", () => {
