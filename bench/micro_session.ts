@@ -1,0 +1,131 @@
+/**
+ * The library's JavaScript cost per package, without sockets: a fake stream transport feeds 50 sessions (the
+ * echo server's codec and handler: `LengthFieldCodec`, `onMessage` → `send`) chunks of 16 framed 64-byte packages,
+ * and its `write` returns at once. The raw servers' parse-and-copy loop (bench/raw_echo_*.ts) runs on the same
+ * chunks for comparison. Prints CPU ns per package for each, best of 15 rounds. Not a test and not the benchmark of
+ * record (bench/run.mjs): it isolates the code a change touches, e.g. to compare two checkouts on one runtime.
+ *
+ *   deno run -A bench/micro_session.ts        bun bench/micro_session.ts        [--sessions N] [--pkgs N]
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { LengthFieldCodec, type Session, TcpServer } from "../mod.ts";
+import type { RuntimeAdapter, Transport, TransportSink } from "../src/transport.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { sessions: { type: "string", default: "50" }, pkgs: { type: "string", default: "16" } },
+});
+const SESSIONS = Number(values.sessions);
+const PKGS = Number(values.pkgs);
+const SIZE = 64;
+const CHUNKS = 1000;
+const READS = 100_000;
+const ROUNDS = 15;
+
+const codec = new LengthFieldCodec();
+const frame = codec.write(undefined, new Uint8Array(SIZE).fill(7));
+
+function chunks(): Uint8Array[] {
+  return Array.from({ length: CHUNKS }, () => {
+    const c = new Uint8Array(frame.length * PKGS);
+    for (let i = 0; i < PKGS; i++) c.set(frame, i * frame.length);
+    return c;
+  });
+}
+
+/** CPU time (user + system) of `fn`, in ns per package. */
+function cpuNsPerPkg(fn: () => void): number {
+  const start = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) * 1000 / (READS * PKGS);
+}
+
+// ---- the library: sessions on a fake transport -----------------------------------------------------------------
+
+const sinks: TransportSink[] = [];
+let written = 0;
+const fakeTransport = (): Transport => ({
+  framing: "stream",
+  retainableChunks: true,
+  localAddr: "127.0.0.1:1",
+  remoteAddr: "127.0.0.1:2",
+  start: (sink) => void sinks.push(sink),
+  pause() {},
+  resume() {},
+  write(chunk) {
+    written += chunk.length;
+    return true;
+  },
+  close() {},
+});
+let connect: (t: Transport) => void = () => {};
+const adapter: RuntimeAdapter = {
+  name: "fake",
+  listenTcp(options) {
+    connect = options.onConnection;
+    return Promise.resolve({ hostname: "127.0.0.1", port: 1, close() {} });
+  },
+  connectTcp: () => Promise.reject(new Error("not supported")),
+};
+const server = new TcpServer<Uint8Array>({ host: "127.0.0.1", port: 0, adapter });
+await server.runEventLoop((session: Session<Uint8Array>) => {
+  session.setPkgHandler(codec);
+  session.setEventListener({ onMessage: (s, pkg) => void s.send(pkg) });
+});
+for (let i = 0; i < SESSIONS; i++) connect(fakeTransport());
+while (sinks.length < SESSIONS) await new Promise((resolve) => setTimeout(resolve, 1));
+
+// ---- raw: the raw echo servers' per-read work --------------------------------------------------------------------
+
+let rawWritten = 0;
+function rawRead(data: Uint8Array): void {
+  let off = 0;
+  while (data.length - off >= 4) {
+    const len = ((data[off] << 24) | (data[off + 1] << 16) | (data[off + 2] << 8) | data[off + 3]) >>> 0;
+    if (data.length - off < 4 + len) break;
+    off += 4 + len;
+  }
+  const out = new Uint8Array(off);
+  for (let p = 0; p < off;) {
+    const len = ((data[p] << 24) | (data[p + 1] << 16) | (data[p + 2] << 8) | data[p + 3]) >>> 0;
+    out[p] = len >>> 24;
+    out[p + 1] = len >>> 16;
+    out[p + 2] = len >>> 8;
+    out[p + 3] = len;
+    out.set(data.subarray(p + 4, p + 4 + len), p + 4);
+    p += 4 + len;
+  }
+  rawWritten += out.length;
+}
+
+const best = { library: Infinity, raw: Infinity };
+for (let round = 0; round < ROUNDS; round++) {
+  const input = chunks();
+  best.library = Math.min(
+    best.library,
+    cpuNsPerPkg(() => {
+      for (let i = 0; i < READS; i++) sinks[i % SESSIONS].data(input[i % CHUNKS]);
+    }),
+  );
+  best.raw = Math.min(
+    best.raw,
+    cpuNsPerPkg(() => {
+      for (let i = 0; i < READS; i++) rawRead(input[i % CHUNKS]);
+    }),
+  );
+}
+const expected = ROUNDS * READS * PKGS * frame.length;
+if (written !== expected || rawWritten !== expected) {
+  console.error(`micro_session: echoed ${written} / ${rawWritten} bytes, expected ${expected}`);
+  process.exit(1);
+}
+console.log(
+  `${SESSIONS} sessions × ${PKGS} packages of ${SIZE} B per read: library ${best.library.toFixed(1)} ns/package, ` +
+    `raw loop ${best.raw.toFixed(1)} ns/package (CPU time, best of ${ROUNDS} rounds)`,
+);
+await server.close();
+process.exit(0);
