@@ -13,6 +13,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { LengthFieldCodec, type Session, TcpServer } from "../mod.ts";
 import type { RuntimeAdapter, Transport, TransportSink } from "../src/transport.ts";
+import { reframeStream } from "./raw_common.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -24,6 +25,7 @@ const SIZE = 64;
 const CHUNKS = 1000;
 const READS = 100_000;
 const ROUNDS = 15;
+const MAX_LEN = 4 * 1024 * 1024;
 
 const codec = new LengthFieldCodec();
 const frame = codec.write(undefined, new Uint8Array(SIZE).fill(7));
@@ -79,27 +81,11 @@ await server.runEventLoop((session: Session<Uint8Array>) => {
 for (let i = 0; i < SESSIONS; i++) connect(fakeTransport());
 while (sinks.length < SESSIONS) await new Promise((resolve) => setTimeout(resolve, 1));
 
-// ---- raw: the raw echo servers' per-read work --------------------------------------------------------------------
+// ---- raw: the raw TCP echo servers' per-read work (the same function) --------------------------------------------------------------------
 
 let rawWritten = 0;
 function rawRead(data: Uint8Array): void {
-  let off = 0;
-  while (data.length - off >= 4) {
-    const len = ((data[off] << 24) | (data[off + 1] << 16) | (data[off + 2] << 8) | data[off + 3]) >>> 0;
-    if (data.length - off < 4 + len) break;
-    off += 4 + len;
-  }
-  const out = new Uint8Array(off);
-  for (let p = 0; p < off;) {
-    const len = ((data[p] << 24) | (data[p + 1] << 16) | (data[p + 2] << 8) | data[p + 3]) >>> 0;
-    out[p] = len >>> 24;
-    out[p + 1] = len >>> 16;
-    out[p + 2] = len >>> 8;
-    out[p + 3] = len;
-    out.set(data.subarray(p + 4, p + 4 + len), p + 4);
-    p += 4 + len;
-  }
-  rawWritten += out.length;
+  rawWritten += reframeStream(data, MAX_LEN).reply?.length ?? 0;
 }
 
 const best = { library: Infinity, raw: Infinity };

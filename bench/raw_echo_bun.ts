@@ -16,7 +16,7 @@
  * @module
  */
 
-import { parseArgs, requireTransport } from "./raw_common.ts";
+import { parseArgs, reframeStream, requireTransport } from "./raw_common.ts";
 
 const args = parseArgs("raw_echo_bun", Bun.argv.slice(2), {
   transport: "tcp",
@@ -73,33 +73,14 @@ function onData(socket: Sock, chunk: Uint8Array): void {
   } else {
     data = chunk;
   }
-  // Pass 1: find the complete frames (and check every declared length).
-  let off = 0;
-  let need = 0;
-  while (data.length - off >= 4) {
-    const len = ((data[off] << 24) | (data[off + 1] << 16) | (data[off + 2] << 8) | data[off + 3]) >>> 0;
-    if (len > MAX_LEN) return void socket.end();
-    if (data.length - off < 4 + len) {
-      need = 4 + len;
-      break;
-    }
-    off += 4 + len;
+  let found;
+  try {
+    found = reframeStream(data, MAX_LEN);
+  } catch {
+    return void socket.end(); // oversize frame
   }
-  // Pass 2: re-frame each complete package into one reply buffer.
-  if (off > 0) {
-    const out = new Uint8Array(off);
-    let p = 0;
-    while (p < off) {
-      const len = ((data[p] << 24) | (data[p + 1] << 16) | (data[p + 2] << 8) | data[p + 3]) >>> 0;
-      out[p] = len >>> 24;
-      out[p + 1] = len >>> 16;
-      out[p + 2] = len >>> 8;
-      out[p + 3] = len;
-      out.set(data.subarray(p + 4, p + 4 + len), p + 4);
-      p += 4 + len;
-    }
-    send(socket, st, out);
-  }
+  const { reply, consumed: off, need } = found;
+  if (reply) send(socket, st, reply);
   const rest = data.length - off;
   if (rest === 0) {
     st.accLen = 0;

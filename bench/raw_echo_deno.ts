@@ -16,7 +16,7 @@
  * @module
  */
 
-import { parseArgs, requireTransport } from "./raw_common.ts";
+import { parseArgs, reframeStream, requireTransport } from "./raw_common.ts";
 
 const args = parseArgs("raw_echo_deno", Deno.args, {
   transport: "tcp",
@@ -59,33 +59,8 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
       } else {
         data = buf.subarray(0, n);
       }
-      // Pass 1: find the complete frames (and check every declared length).
-      let off = 0;
-      let need = 0; // declared size of an incomplete frame at `off`
-      while (data.length - off >= 4) {
-        const len = ((data[off] << 24) | (data[off + 1] << 16) | (data[off + 2] << 8) | data[off + 3]) >>> 0;
-        if (len > MAX_LEN) throw new Error(`declared length ${len} > ${MAX_LEN}`);
-        if (data.length - off < 4 + len) {
-          need = 4 + len;
-          break;
-        }
-        off += 4 + len;
-      }
-      // Pass 2: re-frame each complete package into one reply buffer.
-      if (off > 0) {
-        const out = new Uint8Array(off);
-        let p = 0;
-        while (p < off) {
-          const len = ((data[p] << 24) | (data[p + 1] << 16) | (data[p + 2] << 8) | data[p + 3]) >>> 0;
-          out[p] = len >>> 24;
-          out[p + 1] = len >>> 16;
-          out[p + 2] = len >>> 8;
-          out[p + 3] = len;
-          out.set(data.subarray(p + 4, p + 4 + len), p + 4);
-          p += 4 + len;
-        }
-        await writeAll(conn, out);
-      }
+      const { reply, consumed: off, need } = reframeStream(data, MAX_LEN); // throws on an oversize frame
+      if (reply) await writeAll(conn, reply);
       // Keep the rest (a partial frame) for the next read.
       const rest = data.length - off;
       if (rest === 0) {
