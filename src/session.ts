@@ -1075,8 +1075,8 @@ export class Session<P = Uint8Array> {
     this.#readPkgs++;
     this.#active = this.#lastRead;
     const onMessage = this.#listener.onMessage;
-    if (onMessage === undefined || this.#readableController !== undefined) this.#toReadable(pkg, onMessage);
-    if (onMessage === undefined) return;
+    if (!onMessage || this.#readableController !== undefined) this.#toReadable(pkg, onMessage);
+    if (!onMessage) return;
     if (!this.#busy && this.#inbound.length === 0 && (this.#pool === undefined || this.#pool.tryAcquire())) {
       this.#handle(pkg, from);
     } else {
@@ -1086,7 +1086,7 @@ export class Session<P = Uint8Array> {
 
   /** Enqueues `pkg` in `readable`; with no onMessage, `readable` is created now if needed (backpressure). */
   #toReadable(pkg: P, onMessage: unknown): void {
-    if (onMessage === undefined && !this.#readable) void this.readable;
+    if (!onMessage && !this.#readable) void this.readable;
     const controller = this.#readableController;
     if (controller === undefined) return;
     controller.enqueue(pkg);
