@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { LengthFieldCodec, type LengthFieldCodecOptions } from "../src/codec/mod.ts";
 import { CodecError, InvalidOptionError, MessageTooLongError } from "../src/errors.ts";
 import type { ReadResult } from "../src/codec.ts";
+import { PACKAGE_COPY_MAX } from "../src/codec/package_bytes.ts";
 
 const te = new TextEncoder();
 const u8 = (...bytes: number[]): Uint8Array => new Uint8Array(bytes);
@@ -56,13 +57,24 @@ describe("LengthFieldCodec defaults (4-byte big-endian, package = body)", () => 
     expectPkg(codec.read(undefined, u8(0, 0, 0, 0, 5)), [], 4);
   });
 
-  it("returns a view of the input, not a copy (the caller owns and never changes the input)", () => {
-    const frame = u8(0, 0, 0, 2, 7, 8);
-    const result = codec.read(undefined, frame);
-    expectPkg(result, [7, 8], 6);
-    const pkg = (result as { pkg: Uint8Array }).pkg;
-    assert.equal(pkg.buffer, frame.buffer);
+  it("returns a view of the input for a package above PACKAGE_COPY_MAX (the caller never changes the input)", () => {
+    const body = new Uint8Array(300).fill(9);
+    const frame = codec.write(undefined, body);
+    const pkg = (codec.read(undefined, frame) as { pkg: Uint8Array }).pkg;
+    assert.deepEqual([...pkg], [...body]);
+    assert.ok(pkg.buffer === frame.buffer, "a view");
     assert.equal(pkg.byteOffset, frame.byteOffset + 4);
+  });
+
+  it("copies a package of at most PACKAGE_COPY_MAX bytes on Bun (cheaper there), views it elsewhere", () => {
+    assert.equal(PACKAGE_COPY_MAX, typeof (globalThis as { Bun?: unknown }).Bun === "object" ? 256 : -1);
+    for (const size of [0, 2, 256, 257]) {
+      const frame = codec.write(undefined, new Uint8Array(size).fill(7));
+      const pkg = (codec.read(undefined, frame) as { pkg: Uint8Array }).pkg;
+      assert.equal(pkg.length, size);
+      assert.ok(pkg.every((b) => b === 7));
+      assert.equal(pkg.buffer === frame.buffer, size > PACKAGE_COPY_MAX, `${size} bytes: view or copy`);
+    }
   });
 
   it("write does not keep a reference to the package", () => {

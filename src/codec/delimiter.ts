@@ -8,6 +8,7 @@ import type { Codec, ReadResult } from "../codec.ts";
 import { CodecError, InvalidOptionError, MessageTooLongError } from "../errors.ts";
 import { checkKnownKeys, optInt } from "../options.ts";
 import type { Session } from "../session.ts";
+import { packageBytes } from "./package_bytes.ts";
 
 /** A delimiter: a non-empty string (UTF-8 encoded) or byte sequence. */
 export type Delimiter = string | Uint8Array;
@@ -100,7 +101,10 @@ export class DelimiterCodec implements Codec<Uint8Array> {
     this.#maxFrame = optInt("maxFrameLength", options.maxFrameLength, MAX, 0);
   }
 
-  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a view of `data`, not a copy. */
+  /**
+   * Decodes one frame from the start of `data` (see {@link ReadResult}). The package is a view of `data` (on Bun, a
+   * copy when at most 256 bytes: cheaper there; see codec/package_bytes.ts).
+   */
   read(_session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
     const { at, size, wait } = this.#search(data);
     if (at === -1) {
@@ -111,7 +115,7 @@ export class DelimiterCodec implements Codec<Uint8Array> {
     }
     if (at > this.#maxFrame) throw new MessageTooLongError(at, this.#maxFrame, "frame", "maxFrameLength");
     if (wait) return undefined;
-    return { pkg: data.subarray(0, this.#strip ? at : at + size), length: at + size };
+    return { pkg: packageBytes(data, 0, this.#strip ? at : at + size), length: at + size };
   }
 
   /**

@@ -8,6 +8,7 @@ import type { Codec, ReadResult } from "../codec.ts";
 import { CodecError, InvalidOptionError, MessageTooLongError } from "../errors.ts";
 import { checkKnownKeys, checkOneOf, optInt } from "../options.ts";
 import { markExactWriter } from "./exact.ts";
+import { packageBytes } from "./package_bytes.ts";
 import type { Session } from "../session.ts";
 
 /** Options of {@link LengthFieldCodec}. Every field is optional. */
@@ -100,7 +101,10 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
     }
   }
 
-  /** Decodes one frame from the start of `data` (see {@link ReadResult}); the package is a view of `data`, not a copy. */
+  /**
+   * Decodes one frame from the start of `data` (see {@link ReadResult}). The package is a view of `data` (on Bun, a
+   * copy when at most 256 bytes: cheaper there; see codec/package_bytes.ts).
+   */
   read(session: Session<Uint8Array> | undefined, data: Uint8Array): ReadResult<Uint8Array> {
     return this.readAt(session, data, 0);
   }
@@ -118,7 +122,7 @@ export class LengthFieldCodec implements Codec<Uint8Array> {
       throw this.#frameError(value, frameLength);
     }
     if (available < frameLength) return { declared: frameLength };
-    return { pkg: data.subarray(offset + this.#strip, offset + frameLength), length: frameLength };
+    return { pkg: packageBytes(data, offset + this.#strip, offset + frameLength), length: frameLength };
   }
 
   /** The error for a length field whose frame cannot be decoded (kept out of the hot path). */

@@ -17,6 +17,15 @@ export function detectRuntime(): RuntimeName {
   throw new Error("getty runs on Deno or Bun; neither runtime was detected");
 }
 
+/**
+ * Whether the engine is JavaScriptCore (Bun), whose costs differ from V8's where it matters for the hot path
+ * (views of typed arrays: see codec/package_bytes.ts). False outside Bun, never throws.
+ */
+export function onJavaScriptCore(): boolean {
+  const g = globalThis as Record<string, unknown>;
+  return typeof g.Bun === "object" && g.Bun !== null;
+}
+
 let cached: Promise<RuntimeAdapter> | undefined;
 
 /** The adapter for the current runtime (loaded once). */
