@@ -1,7 +1,7 @@
 // The guarantees behind the fast paths (issue 5), on real loopback sockets of whichever runtime runs the suite:
 // - what the handlers write while one read is handled leaves in one socket write, before the read returns;
-// - packages are views of the bytes read, and a later read never overwrites them (Deno reads into a buffer
-//   that it never reuses under a handed-out chunk);
+// - packages are views of the bytes read (on Bun, copies up to PACKAGE_COPY_MAX bytes), and a later read never
+//   overwrites them (Deno reads into a buffer that it never reuses under a handed-out chunk);
 // - outbound slabs are pooled, and never carry one session's bytes to another (reservations of writers not
 //   known to fill them are zeroed first);
 // - Reader.readAt gives what read gives on the subarray;
@@ -117,7 +117,7 @@ describe("hot path", () => {
     await server.close();
   });
 
-  it("keeps packages from earlier reads intact while later reads arrive (packages are views, never overwritten)", async () => {
+  it("keeps packages from earlier reads intact while later reads arrive (views, never overwritten)", async () => {
     const kept: Uint8Array[] = [];
     const server = new TcpServer<Uint8Array>({ port: 0 });
     await server.runEventLoop((s) => {
