@@ -26,8 +26,8 @@ export interface Reader<P> {
   /**
    * Decodes at most one package from the start of `data`. `data` belongs to the caller, who never changes
    * it afterwards, so a package may be a view of it (`subarray`, as the built-in codecs return: no copy per
-   * package; on Bun they copy packages of up to 256 bytes, which costs less there than a view). Throw (ideally a {@link CodecError}) for input that can never become a package; the session
-   * then closes.
+   * package; on Bun they copy packages of up to 256 bytes, which costs less there than a view). Throw (ideally a
+   * {@link CodecError}) for input that can never become a package; the session then closes.
    */
   read(session: Session<P> | undefined, data: Uint8Array): ReadResult<P>;
   /**

@@ -11,8 +11,8 @@ export type RuntimeName = "deno" | "bun";
 
 /** Detects the current runtime, or throws when neither Deno nor Bun is running the code. */
 export function detectRuntime(): RuntimeName {
+  if (onJavaScriptCore()) return "bun";
   const g = globalThis as Record<string, unknown>;
-  if (typeof g.Bun === "object" && g.Bun !== null) return "bun";
   if (typeof g.Deno === "object" && g.Deno !== null) return "deno";
   throw new Error("getty runs on Deno or Bun; neither runtime was detected");
 }
