@@ -4,7 +4,8 @@
  * in one tick leaves in one socket write (getty's one write(2) per package costs it ~94 % of throughput).
  *
  * On stream transports packages are encoded straight into a slab (see `reserve`), so a batch of small
- * packages is usually one contiguous view of the slab: no per-package buffer, no copy to join them. Slabs come
+ * packages is usually one contiguous view of the slab: no per-package buffer, no copy to join them. Datagrams
+ * are encoded into the slab as well (`commitDatagram`), each still a write of its own. Slabs come
  * from a process-wide pool (slab_pool.ts), sized to the traffic, and go back once written: an idle session
  * holds none. While the session handles a read (`cork`), nothing is flushed; `uncork` then writes everything
  * at once, synchronously (Netty's flush at `channelReadComplete`). Other writes flush in a microtask.
@@ -148,8 +149,8 @@ export class Outbound {
   }
 
   /**
-   * Reserves `len` bytes to encode a package in place (stream transports); returns the offset in
-   * {@link target} to encode at. Follow with {@link commit}, or nothing if encoding failed (the space is
+   * Reserves `len` bytes to encode a package in place (stream and datagram transports); returns the offset in
+   * {@link target} to encode at. Follow with {@link commit} (or {@link commitDatagram}), or nothing if encoding failed (the space is
    * simply not used). Checks the cap first.
    */
   reserve(len: number): number {
@@ -206,6 +207,29 @@ export class Outbound {
       return undefined;
     }
     return this.#push(buf, offset, offset + len, undefined, pkgs, timeoutMs, now, withPromise);
+  }
+
+  /**
+   * Queues the datagram encoded at `offset` of {@link target} (reserved with {@link reserve}) as a write of its
+   * own, to `to`; like {@link enqueue}, it goes to the transport at once when nothing is queued or in flight.
+   */
+  commitDatagram(
+    offset: number,
+    len: number,
+    to: PeerAddress | undefined,
+    timeoutMs: number,
+    now: number,
+    withPromise: boolean,
+  ): Promise<WriteResult> | undefined {
+    const buf = this.#target;
+    if (buf === this.#slab) this.#slabUsed = offset + len;
+    if (this.#queue.length > 0 || this.#inFlight || this.#failed) {
+      return this.#push(buf, offset, offset + len, to, 1, timeoutMs, now, withPromise);
+    }
+    const result = this.#writeNow(buf.subarray(offset, offset + len), 1, to, timeoutMs, now, withPromise);
+    // Taken at once (nothing pending): the transport is done with the slab, which goes back to the pool.
+    if (this.#pending === 0) this.#afterDrain();
+    return result;
   }
 
   /**

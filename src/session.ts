@@ -25,6 +25,7 @@ import {
 import type { HandlerPool } from "./handler_pool.ts";
 import { getLogger } from "./logger.ts";
 import { isExactWriter } from "./codec/exact.ts";
+import { PACKAGE_COPY_MAX } from "./codec/package_bytes.ts";
 import { checkMs } from "./options.ts";
 import { Outbound, type OutboundHost, rejected, type WriteResult } from "./outbound.ts";
 import { scheduler } from "./scheduler.ts";
@@ -194,6 +195,8 @@ export class Session<P = Uint8Array> {
   #writerExact = false;
   /** Whether packages are encoded straight into the outbound slab (stream transport, `encodeInto` writer). */
   #encodeInPlace = false;
+  /** Datagrams are encoded into the outbound slab too (each stays a write of its own). */
+  #datagramInPlace = false;
   #state: SessionState = "new";
   #started = false;
   #transportDead = false;
@@ -357,8 +360,9 @@ export class Session<P = Uint8Array> {
   setWriter(writer: Writer<P> | undefined): void {
     this.#writer = writer;
     this.#writerExact = isExactWriter(writer);
-    this.#encodeInPlace = this.#framing === "stream" && typeof writer?.encodeInto === "function" &&
-      typeof writer.encodedLength === "function";
+    const inPlace = typeof writer?.encodeInto === "function" && typeof writer.encodedLength === "function";
+    this.#encodeInPlace = inPlace && this.#framing === "stream";
+    this.#datagramInPlace = inPlace && this.#framing === "datagram";
   }
 
   /** Sets the cron period in ms (0 = off); takes effect at once. */
@@ -558,6 +562,11 @@ export class Session<P = Uint8Array> {
     now: number,
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
+    if (this.#datagramInPlace) {
+      // On Bun a small buffer of its own costs less than the view of the slab a datagram in place needs.
+      const len = this.#writer!.encodedLength!(this, pkg);
+      if (len > PACKAGE_COPY_MAX) return this.#queueDatagram(pkg, len, options, timeout, now, withPromise);
+    }
     const w = this.#writer;
     if (!w && this.#framing === "stream" && pkg instanceof Uint8Array) {
       const out = this.#out;
@@ -575,6 +584,28 @@ export class Session<P = Uint8Array> {
     return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise, encoded === pkg);
   }
 
+  /**
+   * One datagram encoded straight into the outbound slab, like packages on streams (no buffer per datagram); it
+   * still leaves in a write of its own. `len` is its encoded length. Checks in the order of the other path:
+   * encoding, destination, size.
+   */
+  #queueDatagram(
+    pkg: P,
+    len: number,
+    options: number | WriteOptions | undefined,
+    timeout: number,
+    now: number,
+    withPromise: boolean,
+  ): Promise<WriteResult> | undefined {
+    const w = this.#writer!;
+    const to = this.#destinationFor(len, options);
+    const out = this.#out;
+    const off = out.reserve(len);
+    if (!this.#writerExact) out.target.fill(0, off, off + len);
+    w.encodeInto!(this, pkg, out.target, off);
+    return out.commitDatagram(off, len, to, timeout, now, withPromise);
+  }
+
   /** Queues one message, datagram or (stream transports, slow path) encoded package; `borrowed`: see Outbound. */
   #enqueueMessage(
     bytes: Uint8Array | string,
@@ -585,12 +616,18 @@ export class Session<P = Uint8Array> {
     withPromise: boolean,
     borrowed = false,
   ): Promise<WriteResult> | undefined {
+    const to = this.#destinationFor(bytes.length, options);
+    return this.#out.enqueue(bytes, pkgs, timeout, now, to, withPromise, borrowed);
+  }
+
+  /** The checked `to` of a write of `len` bytes; throws when it exceeds the transport's write size. */
+  #destinationFor(len: number, options: number | WriteOptions | undefined): PeerAddress | undefined {
     const to = typeof options === "object" && options.to !== undefined ? checkPeer(options.to) : undefined;
     const max = this.#transport.maxWriteSize;
-    if (max !== undefined && bytes.length > max) {
-      throw new MessageTooLongError(bytes.length, max, "datagram", "the datagram size limit");
+    if (max !== undefined && len > max) {
+      throw new MessageTooLongError(len, max, "datagram", "the datagram size limit");
     }
-    return this.#out.enqueue(bytes, pkgs, timeout, now, to, withPromise, borrowed);
+    return to;
   }
 
   #timeoutOf(options: number | WriteOptions | undefined): number {

@@ -1,8 +1,24 @@
 // Message- and datagram-framed sessions (the core behaviour UDP and WebSocket build on), on the memory transport.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { CodecError, createMemorySessionPair, type GettyError, LengthFieldCodec, MessageTooLongError } from "../mod.ts";
-import { assertNoLeaks, bytes, text, waitFor } from "./helpers/util.ts";
+import {
+  type Codec,
+  CodecError,
+  createMemorySessionPair,
+  type GettyError,
+  LengthFieldCodec,
+  MessageTooLongError,
+} from "../mod.ts";
+import { PACKAGE_COPY_MAX } from "../src/codec/package_bytes.ts";
+import { current } from "./helpers/runtimes.ts";
+import { assertNoLeaks, bytes, pattern, text, waitFor } from "./helpers/util.ts";
+
+const lengthCodec = new LengthFieldCodec();
+
+/** Byte equality without assert.deepEqual (whose diff of large unequal arrays takes minutes). */
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
 describe("message framing (WebSocket-like)", () => {
   after(assertNoLeaks);
@@ -106,6 +122,62 @@ describe("datagram framing (UDP-like)", () => {
     assert.deepEqual(errors.map((e) => e.code), ["ERR_CODEC", "ERR_MESSAGE_TOO_LONG", "ERR_CODEC", "ERR_CODEC"]);
     assert.ok(errors[0] instanceof CodecError);
     assert.equal(b.state, "open");
+    await a.close();
+    await b.closed;
+  });
+
+  it("encodes datagrams in place with an encodeInto writer (on Bun only above PACKAGE_COPY_MAX bytes)", async () => {
+    const calls = { write: 0, encodeInto: 0 };
+    const counting: Codec<Uint8Array> = {
+      read: (s, data) => lengthCodec.read(s, data),
+      write: (s, pkg) => (calls.write++, lengthCodec.write(s, pkg)),
+      encodedLength: (s, pkg) => lengthCodec.encodedLength(s, pkg),
+      encodeInto: (s, pkg, target, offset) => (calls.encodeInto++, lengthCodec.encodeInto(s, pkg, target, offset)),
+    };
+    const got: Uint8Array[] = [];
+    const [a, b] = await createMemorySessionPair<Uint8Array>({
+      framing: "datagram",
+      a: (s) => s.setPkgHandler(counting),
+      b: (s) => {
+        s.setPkgHandler(lengthCodec);
+        s.setEventListener({ onMessage: (_s, p) => void got.push(p) });
+      },
+    });
+    const sizes = [60, 252, 253, 1000, 40_000];
+    for (const [i, n] of sizes.entries()) assert.equal(a.send(pattern(n, i)), true);
+    await waitFor(() => got.length === sizes.length);
+    sizes.forEach((n, i) => assert.ok(equalBytes(got[i], pattern(n, i)), `package ${i} (${n} bytes) intact`));
+    // Encoded sizes are n + 4: on Bun those up to 256 bytes are written into buffers of their own.
+    const small = sizes.filter((n) => n + 4 <= PACKAGE_COPY_MAX).length;
+    assert.deepEqual(calls, { write: small, encodeInto: sizes.length - small });
+    assert.equal(small, current === "bun" ? 2 : 0);
+    await a.close();
+    await b.closed;
+  });
+
+  it("zeroes a datagram's reservation in a pooled slab for a writer not known to fill it", async () => {
+    // The first writer fills its datagrams with 0xee; the second reserves 300 bytes but writes only the length.
+    const lazy: Codec<Uint8Array> = {
+      read: (s, data) => lengthCodec.read(s, data),
+      write: () => new Uint8Array(300),
+      encodedLength: () => 300,
+      encodeInto: (_s, _pkg, target, offset) => void target.set([0, 0, 1, 40], offset),
+    };
+    const got: Uint8Array[] = [];
+    const [a, b] = await createMemorySessionPair<Uint8Array>({
+      framing: "datagram",
+      b: (s) => s.setEventListener({ onMessage: (_s, p) => void got.push(p) }),
+    });
+    a.setPkgHandler(lengthCodec);
+    for (let i = 0; i < 3; i++) a.send(new Uint8Array(296).fill(0xee));
+    await waitFor(() => got.length === 3);
+    a.setPkgHandler(lazy);
+    for (let i = 0; i < 3; i++) a.send(new Uint8Array(296));
+    await waitFor(() => got.length === 6);
+    for (let i = 3; i < 6; i++) {
+      assert.deepEqual(got[i].subarray(0, 4), new Uint8Array([0, 0, 1, 40]));
+      assert.ok(got[i].subarray(4).every((x) => x === 0), `datagram ${i}: zeros, not 0xee`);
+    }
     await a.close();
     await b.closed;
   });

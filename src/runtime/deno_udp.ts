@@ -3,7 +3,9 @@
  * (or `"unstable": ["net"]` in deno.json). Without it the endpoints use the node:dgram driver instead.
  *
  * Reads call `receive()` into one reused 64 KiB buffer (large enough for any UDP payload, so nothing is
- * truncated) and hand the sink a right-sized copy (`retainableChunks`: packages may be views of it). While the session is paused the loop simply stops calling
+ * truncated) and hand the sink a copy (`retainableChunks`: packages may be views of it). Copies are packed one
+ * after another into a 64 KiB slab that no later datagram overwrites, so most datagrams cost no allocation (a
+ * buffer per datagram made V8's garbage collector take a sixth of the CPU on 8 KiB datagrams). While the session is paused the loop simply stops calling
  * `receive()`: the kernel's receive buffer is the backlog and drops what does not fit, so `pausedBacklog`
  * does not apply (one datagram already received when the pause came is held). Writes are `send()` calls.
  * `listenDatagram` has no `connect`: a connected socket is emulated (writes go to the peer, datagrams from
@@ -34,6 +36,8 @@ import {
 } from "../udp/adapter.ts";
 
 const RECEIVE_BUFFER_SIZE = 64 * 1024;
+/** Size of the slabs received datagrams are copied into (a larger datagram gets a buffer of its own size). */
+const COPY_SLAB_SIZE = 64 * 1024;
 
 type Received = { data: Uint8Array; addr: Deno.Addr } | { error: unknown };
 
@@ -60,6 +64,9 @@ class DenoUdpSocket implements UdpSocket {
   readonly #connect: PeerAddress | undefined;
   readonly #events: UdpSocketEvents;
   readonly #buf = new Uint8Array(RECEIVE_BUFFER_SIZE);
+  /** Where received datagrams are copied, and how much of it is taken (allocated at the first datagram). */
+  #copySlab: Uint8Array | undefined;
+  #copyUsed = 0;
   #sink: TransportSink | undefined;
   #done = false;
   #paused = false;
@@ -174,8 +181,22 @@ class DenoUdpSocket implements UdpSocket {
         this.#events.dropped("foreign");
         continue;
       }
-      this.#sink!.data(r.data.slice(), from); // the buffer is reused by the next receive()
+      this.#sink!.data(this.#copy(r.data), from); // the buffer is reused by the next receive()
     }
+  }
+
+  /** A copy of `data` in the part of the copy slab no datagram used yet. */
+  #copy(data: Uint8Array): Uint8Array {
+    const n = data.length;
+    let slab = this.#copySlab;
+    let start = this.#copyUsed;
+    if (slab === undefined || start + n > slab.length) {
+      slab = this.#copySlab = new Uint8Array(Math.max(COPY_SLAB_SIZE, n));
+      start = 0;
+    }
+    slab.set(data, start);
+    this.#copyUsed = start + n;
+    return slab.subarray(start, start + n);
   }
 }
 
