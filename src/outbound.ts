@@ -150,8 +150,8 @@ export class Outbound {
 
   /**
    * Reserves `len` bytes to encode a package in place (stream and datagram transports); returns the offset in
-   * {@link target} to encode at. Follow with {@link commit} (or {@link commitDatagram}), or nothing if encoding failed (the space is
-   * simply not used). Checks the cap first.
+   * {@link target} to encode at. Follow with {@link commit} (or {@link commitDatagram}), or nothing if encoding
+   * failed (the space is simply not used). Checks the cap first.
    */
   reserve(len: number): number {
     this.checkCap(len);

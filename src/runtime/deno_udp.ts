@@ -4,10 +4,11 @@
  *
  * Reads call `receive()` into one reused 64 KiB buffer (large enough for any UDP payload, so nothing is
  * truncated) and hand the sink a copy (`retainableChunks`: packages may be views of it). Copies are packed one
- * after another into a 64 KiB slab that no later datagram overwrites, so most datagrams cost no allocation (a
- * buffer per datagram made V8's garbage collector take a sixth of the CPU on 8 KiB datagrams). While the session is paused the loop simply stops calling
- * `receive()`: the kernel's receive buffer is the backlog and drops what does not fit, so `pausedBacklog`
- * does not apply (one datagram already received when the pause came is held). Writes are `send()` calls.
+ * after another into a 64 KiB slab that no later datagram overwrites, so most datagrams cost no allocation (with a
+ * buffer per datagram, V8's garbage-collector threads took a sixth of the CPU samples on 8 KiB datagrams). While
+ * the session is paused the loop simply stops calling `receive()`: the kernel's receive buffer is the backlog and
+ * drops what does not fit, so `pausedBacklog` does not apply (one datagram already received when the pause came is
+ * held). Writes are `send()` calls.
  * `listenDatagram` has no `connect`: a connected socket is emulated (writes go to the peer, datagrams from
  * other addresses are dropped as `"foreign"`).
  *
