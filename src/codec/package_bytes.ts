@@ -11,7 +11,11 @@
  */
 import { onJavaScriptCore } from "../runtime/select.ts";
 
-/** Largest package (bytes) the built-in codecs copy rather than view: 256 on Bun, none (-1) elsewhere. */
+/**
+ * Largest package (bytes) the built-in codecs copy rather than view: 256 on Bun, none (-1) elsewhere. The session
+ * uses the same bound for datagrams: one encoded at most this long gets a buffer of its own rather than a view of
+ * the outbound slab.
+ */
 export const PACKAGE_COPY_MAX: number = onJavaScriptCore() ? 256 : -1;
 
 /** The package `data[start, end)`: a copy when it is at most {@link PACKAGE_COPY_MAX} bytes, else a view. */
