@@ -46,6 +46,13 @@ export function optMs(name: string, value: unknown, fallback: number, allowZero:
   return value === undefined ? fallback : checkMs(name, value, allowZero);
 }
 
+/** Checks an optional boolean option; returns `fallback` when `value` is undefined. */
+export function optBool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw new InvalidOptionError(name, `must be a boolean (got ${show(value)})`);
+  return value;
+}
+
 /** Checks a TCP/UDP port number (0 = any free port). */
 export function checkPort(name: string, value: unknown): number {
   return checkInt(name, value, 0, 65535);

@@ -107,7 +107,7 @@ const NO_PKGS: unknown[] = [];
 
 /** How a {@link SessionPort} reaches a session's private handlers (set by Session's static block). */
 interface PortHandlers {
-  data(s: Session<unknown>, chunk: Uint8Array | string, from: PeerAddress | undefined): void;
+  data(s: Session<unknown>, chunk: Uint8Array | string, from: PeerAddress | undefined): boolean;
   closed(s: Session<unknown>, error: unknown, frame: CloseFrame | undefined): void;
   pong(s: Session<unknown>): void;
   writabilityChanged(s: Session<unknown>, writable: boolean): void;
@@ -124,8 +124,8 @@ class SessionPort implements TransportSink, OutboundHost {
   constructor(session: Session<unknown>) {
     this.#s = session;
   }
-  data(chunk: Uint8Array | string, from?: PeerAddress): void {
-    portHandlers.data(this.#s, chunk, from);
+  data(chunk: Uint8Array | string, from?: PeerAddress): boolean {
+    return portHandlers.data(this.#s, chunk, from);
   }
   closed(error?: unknown, frame?: CloseFrame): void {
     portHandlers.closed(this.#s, error, frame);
@@ -229,6 +229,13 @@ export class Session<P = Uint8Array> {
   #eofPending = false;
   /** True while a read is being handled (`#onData`): writes are corked and use the read's timestamp. */
   #inRead = false;
+  /** This read's bytes are still referenced by the session (queued package, readable, partial frame). */
+  #retained = false;
+  /**
+   * With reuseReadBuffer: the last chunk read, whose buffer the transport may read over (see #queueEncoded). Its
+   * `buffer` is only looked at on that slow path (on JavaScriptCore, reading `buffer` costs an allocation).
+   */
+  #readChunk: Uint8Array | string | undefined;
   #readable: ReadableStream<P> | undefined;
   #readableController: ReadableStreamDefaultController<P> | undefined;
   #writable: WritableStream<P> | undefined;
@@ -580,8 +587,12 @@ export class Session<P = Uint8Array> {
     } else if (!(encoded instanceof Uint8Array)) {
       throw new CodecError("writer returned something other than a Uint8Array or string");
     }
-    // Bytes that are the caller's own package are copied unless handed over at once.
-    return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise, encoded === pkg);
+    // Bytes that are the caller's own package, or (reuseReadBuffer) part of the buffer the transport reads into
+    // next, are copied unless handed over at once.
+    const read = this.#readChunk;
+    const borrowed = encoded === pkg ||
+      (read !== undefined && typeof read !== "string" && typeof encoded !== "string" && encoded.buffer === read.buffer);
+    return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise, borrowed);
   }
 
   /**
@@ -954,14 +965,16 @@ export class Session<P = Uint8Array> {
     else this.#closeWith(wrapConnectionError(error, "connection failed"), "error");
   }
 
-  #onData(chunk: Uint8Array | string, from?: PeerAddress): void {
-    if (!this.#reading) return;
+  #onData(chunk: Uint8Array | string, from?: PeerAddress): boolean {
+    if (!this.#reading) return false;
     this.#lastRead = Date.now();
     this.#readBytes += chunk.length;
     // Everything the handlers write while this read is handled leaves in one socket write, at the end.
     const nested = this.#inRead;
     this.#inRead = true;
     this.#out.cork();
+    this.#retained = false;
+    if (this.#config.reuseReadBuffer) this.#readChunk = chunk;
     try {
       if (this.#framing !== "stream") this.#decodeMessage(chunk, from);
       else this.#decodeChunk(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
@@ -969,6 +982,9 @@ export class Session<P = Uint8Array> {
       this.#inRead = nested;
       this.#out.uncork();
     }
+    // With reuseReadBuffer, the transport may read over these bytes unless the session still holds a view of
+    // them: a partial frame, a queued package, `readable`, or an async onMessage still running (#busy).
+    return this.#config.reuseReadBuffer && !this.#retained && !this.#busy;
   }
 
   /** One slice of a byte stream: joined with a pending partial frame if any, then decoded. */
@@ -1005,7 +1021,10 @@ export class Session<P = Uint8Array> {
     } else {
       this.#acc!.push(owned ? chunk : chunk.slice());
       this.#accLen += chunk.length;
-      if (this.#accLen < this.#need) return; // the pending frame is still incomplete: nothing to parse yet
+      if (this.#accLen < this.#need) {
+        this.#retained = true;
+        return; // the pending frame is still incomplete: nothing to parse yet
+      }
       data = concat(this.#acc!, this.#accLen);
       this.#acc = undefined;
       this.#accLen = 0;
@@ -1061,6 +1080,7 @@ export class Session<P = Uint8Array> {
       this.#deliver(r.pkg, undefined);
     }
     if (!this.#reading || off === data.length) return;
+    this.#retained = true;
     this.#acc = [off === 0 ? data : data.subarray(off)]; // empty here: what was pending is part of `data`
     this.#accLen = data.length - off;
   }
@@ -1126,12 +1146,14 @@ export class Session<P = Uint8Array> {
     if (!onMessage && !this.#readable) void this.readable;
     const controller = this.#readableController;
     if (controller === undefined) return;
+    this.#retained = true;
     controller.enqueue(pkg);
     if ((controller.desiredSize ?? 1) <= 0) this.#pauseRead();
   }
 
   /** Keeps `pkg` for onMessage while a handler runs, earlier packages wait, or the pool has no free slot. */
   #queueInbound(pkg: P, from: PeerAddress | undefined): void {
+    this.#retained = true;
     if (this.#inbound === NO_PKGS) this.#inbound = [];
     this.#inbound.push(pkg);
     if (from !== undefined || this.#inboundFrom.length > 0) {

@@ -4,7 +4,7 @@
  * @module
  */
 import { InvalidOptionError } from "./errors.ts";
-import { checkInt, checkKnownKeys, checkMs, optInt, optMs } from "./options.ts";
+import { checkInt, checkKnownKeys, checkMs, optBool, optInt, optMs } from "./options.ts";
 
 /** Settings every session starts with; endpoints take them as `session: {…}`, sessions have setters. */
 export interface SessionOptions {
@@ -26,10 +26,21 @@ export interface SessionOptions {
   readonly outboundCap?: number;
   /** Packages decoded but not yet handled before the session stops reading from the socket. Default 256. */
   readonly inboundQueueLimit?: number;
+  /**
+   * Zero-copy reads (Netty's pooled buffers, without reference counts). Default false. When true, a package that
+   * is a view of the bytes read (the built-in codecs' packages, or the raw chunk without a reader) is valid only
+   * until a synchronous `onMessage` returns: the transport may read the next bytes over it. Keep a copy
+   * (`pkg.slice()`) of what you keep longer. The session keeps the bytes intact wherever it holds on to them
+   * itself: an async `onMessage`, packages waiting for the handler or in `readable`, a partial frame; its own
+   * writes copy or encode them. Beyond that, nothing must keep a view: not an array, not a writer that returns
+   * a view of the package, not another session's queue. Saves a new read buffer per few reads (measured on
+   * Deno: 7 % CPU per small TCP package, 20 % per 16 KiB package); only Deno's TCP and TLS reads use it so far.
+   */
+  readonly reuseReadBuffer?: boolean;
 }
 
 /** The resolved settings (every field present). */
-export type SessionConfig = { -readonly [K in keyof SessionOptions]-?: number };
+export type SessionConfig = { -readonly [K in keyof SessionOptions]-?: NonNullable<SessionOptions[K]> };
 
 /** Defaults for every session option. */
 export const SESSION_DEFAULTS: Readonly<SessionConfig> = Object.freeze({
@@ -42,6 +53,7 @@ export const SESSION_DEFAULTS: Readonly<SessionConfig> = Object.freeze({
   lowWaterMark: 32 * 1024,
   outboundCap: 16 * 1024 * 1024,
   inboundQueueLimit: 256,
+  reuseReadBuffer: false,
 });
 
 const KEYS = Object.keys(SESSION_DEFAULTS);
@@ -61,6 +73,7 @@ export function resolveSessionOptions(where: string, options: SessionOptions | u
     lowWaterMark: optInt(`${where}.lowWaterMark`, o.lowWaterMark, d.lowWaterMark, 0),
     outboundCap: optInt(`${where}.outboundCap`, o.outboundCap, d.outboundCap, 1),
     inboundQueueLimit: optInt(`${where}.inboundQueueLimit`, o.inboundQueueLimit, d.inboundQueueLimit, 1),
+    reuseReadBuffer: optBool(`${where}.reuseReadBuffer`, o.reuseReadBuffer, d.reuseReadBuffer),
   };
   checkWaterMarks(where, config);
   return config;

@@ -16,10 +16,11 @@
 export interface TransportSink {
   /**
    * Bytes from the peer. For `stream` framing, a slice of the byte stream; for `message` framing, one whole
-   * message (a `string` for a WebSocket text message). `from` is the sender of a datagram. The chunk may be
-   * reused by the adapter after the call returns: keep a copy, not the view.
+   * message (a `string` for a WebSocket text message). `from` is the sender of a datagram. Returns true when the
+   * sink is done with the chunk's bytes (a session says so only with its `reuseReadBuffer` option): the adapter
+   * may then read over them; otherwise a {@link Transport.retainableChunks} adapter must leave them as they are.
    */
-  data(chunk: Uint8Array | string, from?: PeerAddress): void;
+  data(chunk: Uint8Array | string, from?: PeerAddress): boolean | void;
   /**
    * The connection ended on the peer's or the network's side: `error` undefined means a clean end
    * (EOF / normal close). `info` carries a WebSocket close code and reason. Called at most once, never after

@@ -13,7 +13,8 @@ export const serve: Serve = async (args) => {
     port: args.port,
     tls: args.transport === "tls" ? { cert: args.cert!, key: args.key! } : undefined,
     // --max-len limits the declared length (the 4-byte field, i.e. the body); maxMsgLen counts the whole frame.
-    session: { maxMsgLen: args.maxLen + 4 },
+    // reuseReadBuffer: onMessage sends each package at once (send copies it), so the next read may go over it.
+    session: { maxMsgLen: args.maxLen + 4, reuseReadBuffer: true },
   });
   const codec = new LengthFieldCodec();
   await server.runEventLoop((session) => {

@@ -5,7 +5,8 @@
  * Reads use `conn.read()` (never `conn.readable`: it closes the whole resource at EOF, and costs ~3× on small
  * packages) into the free part of a read buffer, and hand the bytes read over as they are: each read lands
  * after the previous one, so a chunk is never overwritten and the session need not copy it (packages are
- * views of it). A new buffer is allocated when the free part gets small; its size adapts to the reads, like
+ * views of it). When the session says it is done with a chunk (its `reuseReadBuffer` option, and nothing of
+ * the chunk kept), the next read goes to the same place: the buffer stays in the CPU cache and lasts longer. A new buffer is allocated when the free part gets small; its size adapts to the reads, like
  * Netty's adaptive receive buffer: 64 KiB while reads fill the buffer, down to 8 KiB while they are small, so
  * an idle connection holds a small buffer. Writes loop over `conn.write()`, which may accept only part of a
  * buffer.
@@ -184,7 +185,7 @@ class DenoTransport implements Transport {
       // A read that filled the free part may have left bytes behind: the next buffer is bigger.
       if (start + n === buf.length && this.#bufSize < READ_BUFFER_MAX) this.#bufSize *= 2;
       try {
-        this.#sink!.data(buf.subarray(start, start + n));
+        if (this.#sink!.data(buf.subarray(start, start + n)) === true) this.#bufUsed = start;
       } catch (error) {
         return this.#end(error);
       }
