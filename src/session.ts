@@ -232,8 +232,8 @@ export class Session<P = Uint8Array> {
   /** This read's bytes are still referenced by the session (queued package, readable, partial frame). */
   #retained = false;
   /**
-   * With reuseReadBuffer: the last chunk read, whose buffer the transport may read over (see #queueEncoded). Its
-   * `buffer` is only looked at on that slow path (on JavaScriptCore, reading `buffer` costs an allocation).
+   * With reuseReadBuffer, during a read: its chunk, whose buffer the transport may read over (see #queueEncoded).
+   * Its `buffer` is only looked at on that slow path (on JavaScriptCore, reading `buffer` costs an allocation).
    */
   #readChunk: Uint8Array | string | undefined;
   #readable: ReadableStream<P> | undefined;
@@ -971,20 +971,27 @@ export class Session<P = Uint8Array> {
     this.#readBytes += chunk.length;
     // Everything the handlers write while this read is handled leaves in one socket write, at the end.
     const nested = this.#inRead;
+    // Like `nested`: a read handled inside another one leaves the outer read its own state.
+    const outerRetained = this.#retained;
+    const outerChunk = this.#readChunk;
     this.#inRead = true;
     this.#out.cork();
     this.#retained = false;
     if (this.#config.reuseReadBuffer) this.#readChunk = chunk;
+    let released = false;
     try {
       if (this.#framing !== "stream") this.#decodeMessage(chunk, from);
       else this.#decodeChunk(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
     } finally {
       this.#inRead = nested;
       this.#out.uncork();
+      // With reuseReadBuffer, the transport may read over these bytes unless the session still holds a view of
+      // them: a partial frame, a queued package, `readable`, or an async onMessage still running (#busy).
+      released = this.#config.reuseReadBuffer && !this.#retained && !this.#busy;
+      this.#retained = outerRetained;
+      this.#readChunk = outerChunk; // not kept past the read (nothing may alias it afterwards)
     }
-    // With reuseReadBuffer, the transport may read over these bytes unless the session still holds a view of
-    // them: a partial frame, a queued package, `readable`, or an async onMessage still running (#busy).
-    return this.#config.reuseReadBuffer && !this.#retained && !this.#busy;
+    return released;
   }
 
   /** One slice of a byte stream: joined with a pending partial frame if any, then decoded. */
