@@ -42,6 +42,8 @@ const READ_BUFFER_MIN = 8 * 1024;
 const READ_BUFFER_MAX = 64 * 1024;
 /** A new read buffer is taken when less than this is free (or less than the last read needed). */
 const READ_ROOM_MIN = 2 * 1024;
+/** Reads handed back by the session between two checks of a reused buffer's size against them. */
+const RELEASED_READS_PER_CHECK = 16;
 /** Pause after a failed `accept()` so a persistent error (e.g. EMFILE) does not spin the loop. */
 const ACCEPT_RETRY_MS = 10;
 
@@ -77,6 +79,10 @@ class DenoTransport implements Transport {
   #bufSize = READ_BUFFER_INITIAL;
   /** Largest read into the current buffer (to shrink the next one). */
   #biggestRead = 0;
+  /** The session handed the last read back: the next read goes to the same place, unless the size changes. */
+  #released = false;
+  /** Reads handed back since the size was last checked against them. */
+  #releasedReads = 0;
   #sink?: TransportSink;
   /** Set by `close()` or when the connection ended: no more I/O, no more sink calls. */
   #done = false;
@@ -185,7 +191,11 @@ class DenoTransport implements Transport {
       // A read that filled the free part may have left bytes behind: the next buffer is bigger.
       if (start + n === buf.length && this.#bufSize < READ_BUFFER_MAX) this.#bufSize *= 2;
       try {
-        if (this.#sink!.data(buf.subarray(start, start + n)) === true) this.#bufUsed = start;
+        if (this.#sink!.data(buf.subarray(start, start + n)) === true) {
+          // The session is done with these bytes (reuseReadBuffer): the next read goes to the same place.
+          this.#bufUsed = start;
+          this.#released = true;
+        }
       } catch (error) {
         return this.#end(error);
       }
@@ -195,14 +205,30 @@ class DenoTransport implements Transport {
     }
   }
 
-  /** The buffer to read into: the current one while enough of it is free, else a new one. */
+  /**
+   * The buffer to read into: the current one while enough of it is free, else a new one. A buffer the session keeps
+   * handing back is reused as long as it has the adaptive size: that grows at once (a read filled the free part) and
+   * shrinks after {@link RELEASED_READS_PER_CHECK} reads that all stayed small, so a reused buffer still follows the
+   * traffic (an idle connection keeps a small one) without a new buffer for every small read among large ones.
+   */
   #readTarget(): Uint8Array {
     const buf = this.#buf;
     if (buf !== undefined) {
       const free = buf.length - this.#bufUsed;
-      if (free >= READ_ROOM_MIN && free >= this.#biggestRead) return buf;
-      // Reads stayed small: the next buffer is smaller.
-      if (this.#biggestRead * 8 <= this.#bufSize && this.#bufSize > READ_BUFFER_MIN) this.#bufSize /= 2;
+      if (this.#released) {
+        this.#released = false;
+        if (++this.#releasedReads >= RELEASED_READS_PER_CHECK) {
+          this.#releasedReads = 0;
+          // Every one stayed under an eighth of the buffer: halve it (as often as that still holds).
+          while (this.#biggestRead * 8 <= this.#bufSize && this.#bufSize > READ_BUFFER_MIN) this.#bufSize /= 2;
+          this.#biggestRead = 0;
+        }
+        if (buf.length === this.#bufSize && free >= READ_ROOM_MIN) return buf;
+      } else {
+        if (free >= READ_ROOM_MIN && free >= this.#biggestRead) return buf;
+        // Reads stayed small: the next buffer is smaller.
+        if (this.#biggestRead * 8 <= this.#bufSize && this.#bufSize > READ_BUFFER_MIN) this.#bufSize /= 2;
+      }
     }
     this.#biggestRead = 0;
     this.#bufUsed = 0;
