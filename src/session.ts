@@ -235,7 +235,7 @@ export class Session<P = Uint8Array> {
    * With reuseReadBuffer, during a read: its chunk, whose buffer the transport may read over (see #queueEncoded).
    * Its `buffer` is only looked at on that slow path (on JavaScriptCore, reading `buffer` costs an allocation).
    */
-  #readChunk: Uint8Array | string | undefined;
+  #readChunk: Uint8Array | undefined;
   #readable: ReadableStream<P> | undefined;
   #readableController: ReadableStreamDefaultController<P> | undefined;
   #writable: WritableStream<P> | undefined;
@@ -591,7 +591,7 @@ export class Session<P = Uint8Array> {
     // next, are copied unless handed over at once.
     const read = this.#readChunk;
     const borrowed = encoded === pkg ||
-      (read !== undefined && typeof read !== "string" && typeof encoded !== "string" && encoded.buffer === read.buffer);
+      (read !== undefined && typeof encoded !== "string" && encoded.buffer === read.buffer);
     return this.#enqueueMessage(encoded, 1, timeout, now, options, withPromise, borrowed);
   }
 
@@ -977,7 +977,7 @@ export class Session<P = Uint8Array> {
     this.#inRead = true;
     this.#out.cork();
     this.#retained = false;
-    if (this.#config.reuseReadBuffer) this.#readChunk = chunk;
+    if (this.#config.reuseReadBuffer && typeof chunk !== "string") this.#readChunk = chunk;
     let released = false;
     try {
       if (this.#framing !== "stream") this.#decodeMessage(chunk, from);

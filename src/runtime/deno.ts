@@ -79,8 +79,6 @@ class DenoTransport implements Transport {
   #bufSize = READ_BUFFER_INITIAL;
   /** Largest read into the current buffer (to shrink the next one). */
   #biggestRead = 0;
-  /** The session handed the last read back: the next read goes to the same place, unless the size changes. */
-  #released = false;
   /** Reads handed back since the size was last checked against them. */
   #releasedReads = 0;
   #sink?: TransportSink;
@@ -169,10 +167,12 @@ class DenoTransport implements Transport {
    * held (the buffer is not reused meanwhile) and handled on resume: nothing reaches the sink while paused.
    */
   async #readLoop(): Promise<void> {
+    /** The session handed the last read back: the next read goes to the same place, unless the size changes. */
+    let released = false;
     while (!this.#done) {
       while (this.#paused && !this.#done) await this.#resumed();
       if (this.#done) return;
-      const buf = this.#readTarget();
+      const buf = this.#readTarget(released);
       const start = this.#bufUsed;
       let n: number | null;
       let failure: { error: unknown } | undefined;
@@ -191,11 +191,9 @@ class DenoTransport implements Transport {
       // A read that filled the free part may have left bytes behind: the next buffer is bigger.
       if (start + n === buf.length && this.#bufSize < READ_BUFFER_MAX) this.#bufSize *= 2;
       try {
-        if (this.#sink!.data(buf.subarray(start, start + n)) === true) {
-          // The session is done with these bytes (reuseReadBuffer): the next read goes to the same place.
-          this.#bufUsed = start;
-          this.#released = true;
-        }
+        // true: the session is done with these bytes (reuseReadBuffer), so the next read goes to the same place.
+        released = this.#sink!.data(buf.subarray(start, start + n)) === true;
+        if (released) this.#bufUsed = start;
       } catch (error) {
         return this.#end(error);
       }
@@ -211,12 +209,11 @@ class DenoTransport implements Transport {
    * shrinks after {@link RELEASED_READS_PER_CHECK} reads that all stayed small, so a reused buffer still follows the
    * traffic (an idle connection keeps a small one) without a new buffer for every small read among large ones.
    */
-  #readTarget(): Uint8Array {
+  #readTarget(released: boolean): Uint8Array {
     const buf = this.#buf;
     if (buf !== undefined) {
       const free = buf.length - this.#bufUsed;
-      if (this.#released) {
-        this.#released = false;
+      if (released) {
         if (++this.#releasedReads >= RELEASED_READS_PER_CHECK) {
           this.#releasedReads = 0;
           // Every one stayed under an eighth of the buffer: halve it (as often as that still holds).
