@@ -19,7 +19,7 @@ export const serve: Serve = async (args) => {
     port: args.port,
     path: PATH,
     tls: args.transport === "wss" ? { cert: args.cert!, key: args.key! } : undefined,
-    session: { maxMsgLen: args.maxLen },
+    session: { maxMsgLen: args.maxLen, reuseReadBuffer: true },
   });
   await server.runEventLoop((session) => {
     session.setEventListener({

@@ -305,22 +305,29 @@ export abstract class MessageTransport implements Transport {
     for (const w of waiters) w.resolve();
   }
 
-  /** A message arrived. */
-  protected received(data: string | Uint8Array): void {
-    if (this.#closed || this.#ended) return;
+  /**
+   * A message arrived. Returns true when the session is done with its bytes (the sink's answer, see
+   * {@link TransportSink.data}): the runtime's buffer may then be released at once.
+   */
+  protected received(data: string | Uint8Array): boolean {
+    if (this.#closed || this.#ended) return false;
     const heartbeat = this.#init.heartbeat;
     if (heartbeat !== undefined && typeof data === "string") {
       if (data === heartbeat.ping) {
         this.#sendQuietly(heartbeat.pong);
-        return this.ponged();
+        this.ponged();
+        return false;
       }
-      if (data === heartbeat.pong) return this.ponged();
+      if (data === heartbeat.pong) {
+        this.ponged();
+        return false;
+      }
     }
     if (!this.#sink || this.#paused || this.#held.length > 0) {
       this.#held.push(data);
-      return;
+      return false;
     }
-    this.#deliver(data);
+    return this.#deliver(data);
   }
 
   /** The peer showed it is alive (a pong, or a ping of its own). */
@@ -344,15 +351,16 @@ export abstract class MessageTransport implements Transport {
 
   // ---- internals ---------------------------------------------------------------------------------------------
 
-  #deliver(data: string | Uint8Array): void {
+  #deliver(data: string | Uint8Array): boolean {
     try {
-      this.#sink!.data(data);
+      return this.#sink!.data(data) === true;
     } catch (error) {
       // A throwing sink ends the connection with that error.
       this.#held = [];
       this.closeSocket(1011, "internal error");
       this.#ended = { error: new ConnectionError("message handling failed", { cause: error }), frame: { code: 1011 } };
       this.#failWaiters(closedError(error));
+      return false;
     }
   }
 
