@@ -33,11 +33,13 @@ export interface SessionOptions {
    * (`pkg.slice()`) of what you keep longer. The session keeps the bytes intact wherever it holds on to them
    * itself: an async `onMessage`, packages waiting for the handler or in `readable`, a partial frame; `send` and
    * `writePkg` copy or encode them at once. Beyond that, nothing must keep a view: not an array, not a writer that
-   * returns a view of the package, not a stream's queue (`session.writable` included). Saves a new read buffer per few reads (measured on
-   * Deno: 7 % CPU per small TCP package, 20 % per 16 KiB package). Used by Deno's TCP and TLS reads (the next read
-   * lands in the same place) and by WebSocket sessions over the standard `WebSocket` (Deno's server, the clients
-   * on both runtimes): a binary message of 1 KiB or more is detached, so a view kept past `onMessage` reads as
-   * empty, and its memory is freed at once (on Deno, 16 KiB messages: 1.3–1.5× the messages per second).
+   * returns a view of the package, not a stream's queue (`session.writable` included).
+   *
+   * Used by Deno's TCP and TLS reads (the next read lands in the same place: 7 % less CPU per small package, 20 %
+   * per 16 KiB package), Deno's native UDP driver (datagrams handed over uncopied once a few in a row were
+   * released), and WebSocket sessions over the standard `WebSocket` (Deno's server, the clients on both
+   * runtimes): a binary message of 1 KiB or more is detached, so a view kept past `onMessage` reads as empty, and
+   * its memory is freed at once (on Deno, 16 KiB messages: 1.3–1.5× the messages per second).
    */
   readonly reuseReadBuffer?: boolean;
 }

@@ -16,7 +16,7 @@ export const serve: Serve = async (args) => {
     host: args.host,
     port: args.port,
     // --max-len limits the declared length (the 4-byte field, i.e. the body); maxMsgLen counts the whole datagram.
-    session: { maxMsgLen: args.maxLen + 4 },
+    session: { maxMsgLen: args.maxLen + 4, reuseReadBuffer: true },
   });
   await endpoint.runEventLoop((session) => {
     session.setPkgHandler(new LengthFieldCodec());
