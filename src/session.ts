@@ -216,6 +216,12 @@ export class Session<P = Uint8Array> {
   #writeDeadline = Infinity;
   /** Whether the transport sends heartbeats on cron ticks (WebSocket). */
   readonly #pings: boolean;
+  /**
+   * The transport reads over (or detaches) chunks the session released ({@link Transport.reclaimsReleasedChunks}):
+   * with reuseReadBuffer, a pending write that is a view of the read is then copied. Elsewhere the check is skipped
+   * (on JavaScriptCore, reading a view's `buffer` costs an allocation).
+   */
+  readonly #reclaimsReads: boolean;
   #closeDeadline = Infinity;
   #readBytes = 0;
   #writeBytes = 0;
@@ -251,6 +257,7 @@ export class Session<P = Uint8Array> {
     this.#transport = transport;
     this.#framing = transport.framing;
     this.#pings = typeof transport.ping === "function";
+    this.#reclaimsReads = transport.reclaimsReleasedChunks === true;
     this.#host = host;
     this.#pool = host.pool.limit === Infinity ? undefined : host.pool;
     this.#config = config;
@@ -977,7 +984,7 @@ export class Session<P = Uint8Array> {
     this.#inRead = true;
     this.#out.cork();
     this.#retained = false;
-    if (this.#config.reuseReadBuffer && typeof chunk !== "string") this.#readChunk = chunk;
+    if (this.#reclaimsReads && this.#config.reuseReadBuffer && typeof chunk !== "string") this.#readChunk = chunk;
     let released = false;
     try {
       if (this.#framing !== "stream") this.#decodeMessage(chunk, from);

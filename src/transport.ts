@@ -70,6 +70,12 @@ export interface Transport {
    */
   readonly retainableChunks?: boolean;
   /**
+   * True when the transport acts on {@link TransportSink.data}'s answer: once the sink released a chunk, it may
+   * read over its bytes or detach them (Deno's TCP/TLS adapter and UDP driver, the standard `WebSocket`). Only
+   * then does a session with `reuseReadBuffer` copy a pending write that is a view of the chunk.
+   */
+  readonly reclaimsReleasedChunks?: boolean;
+  /**
    * True when `write` is done with `chunk` once it returns, whatever it returns: it sent the bytes or copied
    * them (Bun's `ServerWebSocket.send`, a WebSocket's `send`). A message transport's session then hands a
    * caller's buffer straight to it, without a copy of its own.

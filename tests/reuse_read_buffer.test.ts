@@ -43,6 +43,7 @@ function frames(n: number, size: (i: number) => number): { wire: Uint8Array; pkg
 class ScribblingTransport implements Transport {
   readonly framing = "stream";
   readonly retainableChunks = true;
+  readonly reclaimsReleasedChunks = true;
   readonly localAddr = "127.0.0.1:1";
   readonly remoteAddr = "127.0.0.1:2";
   sink?: TransportSink;

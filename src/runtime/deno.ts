@@ -70,6 +70,7 @@ class DenoTransport implements Transport {
   readonly framing = "stream";
   /** Every chunk is a part of a read buffer that no later read touches. */
   readonly retainableChunks = true;
+  readonly reclaimsReleasedChunks = true;
   readonly localAddr: string;
   readonly remoteAddr: string;
   readonly #conn: Deno.Conn;

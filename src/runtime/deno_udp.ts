@@ -65,6 +65,7 @@ function hasListenDatagram(): boolean {
 class DenoUdpSocket implements UdpSocket {
   readonly framing = "datagram";
   readonly retainableChunks = true;
+  readonly reclaimsReleasedChunks = true;
   readonly maxWriteSize = MAX_UDP_PAYLOAD;
   readonly hostname: string;
   readonly port: number;

@@ -85,6 +85,8 @@ export class StdWebSocketTransport extends MessageTransport {
   readonly #anyCloseCode: boolean;
   readonly #pingSocket: (() => void) | undefined;
   #error: string | undefined;
+  /** A released message's buffer is detached (see the module doc). */
+  readonly reclaimsReleasedChunks = true;
 
   constructor(options: StdSocketOptions) {
     super({ ...options, canPing: options.pingSocket !== undefined });
