@@ -216,11 +216,7 @@ export class Session<P = Uint8Array> {
   #writeDeadline = Infinity;
   /** Whether the transport sends heartbeats on cron ticks (WebSocket). */
   readonly #pings: boolean;
-  /**
-   * The transport reads over (or detaches) chunks the session released ({@link Transport.reclaimsReleasedChunks}):
-   * with reuseReadBuffer, a pending write that is a view of the read is then copied. Elsewhere the check is skipped
-   * (on JavaScriptCore, reading a view's `buffer` costs an allocation).
-   */
+  /** The transport reads over (or detaches) chunks the session released: see {@link #readChunk}. */
   readonly #reclaimsReads: boolean;
   #closeDeadline = Infinity;
   #readBytes = 0;
@@ -238,8 +234,10 @@ export class Session<P = Uint8Array> {
   /** This read's bytes are still referenced by the session (queued package, readable, partial frame). */
   #retained = false;
   /**
-   * With reuseReadBuffer, during a read: its chunk, whose buffer the transport may read over (see #queueEncoded).
-   * Its `buffer` is only looked at on that slow path (on JavaScriptCore, reading `buffer` costs an allocation).
+   * With reuseReadBuffer, on a transport that reclaims released chunks ({@link Transport.reclaimsReleasedChunks}),
+   * during a read: its chunk, whose buffer the transport may read over or detach, so #queueEncoded copies a pending
+   * write that is a view of it. Elsewhere it stays unset and the check is skipped: on JavaScriptCore, reading a
+   * view's `buffer` costs an allocation.
    */
   #readChunk: Uint8Array | undefined;
   #readable: ReadableStream<P> | undefined;

@@ -6,9 +6,10 @@
  * packages) into the free part of a read buffer, and hand the bytes read over as they are: each read lands
  * after the previous one, so a chunk is never overwritten and the session need not copy it (packages are
  * views of it). When the session says it is done with a chunk (its `reuseReadBuffer` option, and nothing of
- * the chunk kept), the next read goes to the same place: the buffer stays in the CPU cache and lasts longer. A new buffer is allocated when the free part gets small; its size adapts to the reads, like
- * Netty's adaptive receive buffer: 64 KiB while reads fill the buffer, down to 8 KiB while they are small, so
- * an idle connection holds a small buffer. Writes loop over `conn.write()`, which may accept only part of a
+ * the chunk kept), the next read goes to the same place: the buffer stays in the CPU cache and lasts longer. A
+ * new buffer is allocated when the free part gets small; its size adapts to the reads, like Netty's adaptive
+ * receive buffer: 64 KiB while reads fill the buffer, down to 8 KiB while they are small, so an idle connection
+ * holds a small buffer. Writes loop over `conn.write()`, which may accept only part of a
  * buffer.
  *
  * Runtime facts verified for this adapter (Deno 2.9.6) beyond `runtime-notes.md`:

@@ -8,10 +8,10 @@
  * buffer per datagram, V8's garbage-collector threads took a sixth of the CPU samples on 8 KiB datagrams). With the
  * session option `reuseReadBuffer`, once the session has released a few datagrams in a row (nothing of them kept),
  * datagrams are handed over uncopied, as views of the receive buffer (8 KiB echo, one core to itself: 1.15–1.45× the
- * datagrams per second); a session that keeps one after all leaves that buffer to it. While
- * the session is paused the loop simply stops calling `receive()`: the kernel's receive buffer is the backlog and
- * drops what does not fit, so `pausedBacklog` does not apply (one datagram already received when the pause came is
- * held). Writes are `send()` calls.
+ * datagrams per second); a session that keeps one after all leaves that buffer to it. While the session is
+ * paused the loop simply stops calling `receive()`: the kernel's receive buffer is the backlog and drops what does
+ * not fit, so `pausedBacklog` does not apply (one datagram already received when the pause came is held). Writes
+ * are `send()` calls.
  * `listenDatagram` has no `connect`: a connected socket is emulated (writes go to the peer, datagrams from
  * other addresses are dropped as `"foreign"`).
  *
