@@ -32,12 +32,22 @@ export interface OutboundLimits {
   readonly outboundCap: number;
 }
 
+/**
+ * The `now` a writer passes when it has not read the clock: the buffer reads it only when a deadline is needed
+ * (a write with a timeout that does not complete at once), so a write that leaves at once costs no clock read.
+ */
+export const NOW_UNKNOWN = -1;
+
+/** The deadline of a write with `timeoutMs` (0 = none) issued at `now` ({@link NOW_UNKNOWN}: read the clock). */
+function deadlineOf(timeoutMs: number, now: number): number {
+  if (timeoutMs <= 0) return Infinity;
+  return (now === NOW_UNKNOWN ? Date.now() : now) + timeoutMs;
+}
+
 /** What the outbound buffer tells its session. */
 export interface OutboundHost {
   /** Writability changed (pending bytes crossed a water mark). */
   writabilityChanged(writable: boolean): void;
-  /** Bytes and packages were handed to the socket. */
-  written(bytes: number, pkgs: number): void;
   /** The transport failed a write: the connection is broken. */
   writeFailed(error: unknown): void;
   /** A write timed out: reported, and when `midFrame` the session must close. */
@@ -122,6 +132,9 @@ export class Outbound {
   #lastBatch = 0;
   /** Nesting depth of `cork()`: while above 0, writes wait for `uncork()` instead of a microtask. */
   #corked = 0;
+  /** Bytes and packages handed to the socket (counted here, not reported per write: the hot path stays short). */
+  #writtenBytes = 0;
+  #writtenPkgs = 0;
 
   /** Creates the buffer for `transport`. */
   constructor(transport: Transport, host: OutboundHost, limits: OutboundLimits) {
@@ -130,6 +143,16 @@ export class Outbound {
     this.#takesCopy = transport.writeTakesCopy === true;
     this.#host = host;
     this.limits = limits;
+  }
+
+  /** Bytes handed to the socket so far. */
+  get writtenBytes(): number {
+    return this.#writtenBytes;
+  }
+
+  /** Packages handed to the socket so far. */
+  get writtenPkgs(): number {
+    return this.#writtenPkgs;
   }
 
   /** Bytes queued or in flight. */
@@ -195,11 +218,12 @@ export class Outbound {
     if (buf === this.#slab) this.#slabUsed = offset + len;
     // A promise-less write right behind the last queued one in the same slab extends that entry instead of
     // adding one: no allocation per package for `send`. The entry keeps its earlier deadline, so a timeout can
-    // only come sooner (and needs no new wake-up).
+    // only come sooner (and needs no new wake-up). Its deadline is no later than this write's when this one has
+    // no timeout or one at least as long (the entry was queued earlier): no clock read needed to tell.
     const tail = this.#tail;
     if (
       !withPromise && tail !== undefined && tail.buf === buf && tail.end === offset &&
-      tail.deadline <= (timeoutMs > 0 ? now + timeoutMs : Infinity)
+      (timeoutMs === 0 || (tail.timeoutMs > 0 && tail.timeoutMs <= timeoutMs))
     ) {
       tail.end = offset + len;
       tail.pkgs += pkgs;
@@ -275,10 +299,11 @@ export class Outbound {
     }
     const len = bytes.length;
     if (result === true) {
-      this.#host.written(len, pkgs);
+      this.#writtenBytes += len;
+      this.#writtenPkgs += pkgs;
       return withPromise ? Promise.resolve({ total: len, sent: len }) : undefined;
     }
-    const deadline = timeoutMs > 0 ? now + timeoutMs : Infinity;
+    const deadline = deadlineOf(timeoutMs, now);
     const entry = this.#entry(bytes, 0, len, to, pkgs, timeoutMs, deadline, withPromise);
     this.#awaitWrite([entry], result, len, pkgs);
     this.#count(len, deadline);
@@ -341,7 +366,7 @@ export class Outbound {
     now: number,
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
-    const deadline = timeoutMs > 0 ? now + timeoutMs : Infinity;
+    const deadline = deadlineOf(timeoutMs, now);
     const entry = this.#entry(buf, start, end, to, pkgs, timeoutMs, deadline, withPromise);
     this.#queue.push(entry);
     this.#tail = withPromise || this.#framing !== "stream" ? undefined : entry;
@@ -513,7 +538,8 @@ export class Outbound {
         p.resolve({ total: n, sent: n });
       }
     }
-    this.#host.written(bytes, pkgs);
+    this.#writtenBytes += bytes;
+    this.#writtenPkgs += pkgs;
     this.#afterDrain();
   }
 

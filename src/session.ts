@@ -27,7 +27,7 @@ import { getLogger } from "./logger.ts";
 import { isExactWriter } from "./codec/exact.ts";
 import { PACKAGE_COPY_MAX } from "./codec/package_bytes.ts";
 import { checkMs } from "./options.ts";
-import { Outbound, type OutboundHost, rejected, type WriteResult } from "./outbound.ts";
+import { NOW_UNKNOWN, Outbound, type OutboundHost, rejected, type WriteResult } from "./outbound.ts";
 import { scheduler } from "./scheduler.ts";
 import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
 import type { CloseFrame, Framing, PeerAddress, Transport, TransportSink } from "./transport.ts";
@@ -111,7 +111,6 @@ interface PortHandlers {
   closed(s: Session<unknown>, error: unknown, frame: CloseFrame | undefined): void;
   pong(s: Session<unknown>): void;
   writabilityChanged(s: Session<unknown>, writable: boolean): void;
-  written(s: Session<unknown>, bytes: number, pkgs: number): void;
   writeFailed(s: Session<unknown>, error: unknown): void;
   writeTimedOut(s: Session<unknown>, error: WriteTimeoutError, midFrame: boolean): void;
   wakeAt(s: Session<unknown>, at: number): void;
@@ -135,9 +134,6 @@ class SessionPort implements TransportSink, OutboundHost {
   }
   writabilityChanged(writable: boolean): void {
     portHandlers.writabilityChanged(this.#s, writable);
-  }
-  written(bytes: number, pkgs: number): void {
-    portHandlers.written(this.#s, bytes, pkgs);
   }
   writeFailed(error: unknown): void {
     portHandlers.writeFailed(this.#s, error);
@@ -218,11 +214,11 @@ export class Session<P = Uint8Array> {
   readonly #pings: boolean;
   /** The transport reads over (or detaches) chunks the session released: see {@link #readChunk}. */
   readonly #reclaimsReads: boolean;
+  /** The transport's {@link Transport.retainableChunks}: packages may be views of what it hands over. */
+  readonly #ownedChunks: boolean;
   #closeDeadline = Infinity;
   #readBytes = 0;
-  #writeBytes = 0;
   #readPkgs = 0;
-  #writePkgs = 0;
   // inbound dispatch
   #inbound: P[] = NO_PKGS as P[];
   /** Senders of the queued packages (datagram sessions only; otherwise stays empty). */
@@ -256,6 +252,7 @@ export class Session<P = Uint8Array> {
     this.#framing = transport.framing;
     this.#pings = typeof transport.ping === "function";
     this.#reclaimsReads = transport.reclaimsReleasedChunks === true;
+    this.#ownedChunks = transport.retainableChunks === true;
     this.#host = host;
     this.#pool = host.pool.limit === Infinity ? undefined : host.pool;
     this.#config = config;
@@ -315,9 +312,9 @@ export class Session<P = Uint8Array> {
   stat(): SessionStat {
     const s = {
       readBytes: this.#readBytes,
-      writeBytes: this.#writeBytes,
+      writeBytes: this.#out.writtenBytes,
       readPkgs: this.#readPkgs,
-      writePkgs: this.#writePkgs,
+      writePkgs: this.#out.writtenPkgs,
     };
     const token = this.isClosed() ? "session-closed" : "session";
     const type: EndPointType = this.#host.endpoint.endPointType;
@@ -527,7 +524,7 @@ export class Session<P = Uint8Array> {
         len += b.length;
       }
       const timeout = this.#timeoutOf(options);
-      const now = Date.now();
+      const now = this.#inRead ? this.#lastRead : NOW_UNKNOWN;
       if (this.#framing === "stream") {
         const out = this.#out;
         let off = out.reserve(len);
@@ -552,8 +549,9 @@ export class Session<P = Uint8Array> {
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
     const timeout = this.#timeoutOf(options);
-    // Within a read, the read's timestamp serves every write (one clock read per read, not per package).
-    const now = timeout === 0 ? 0 : this.#inRead ? this.#lastRead : Date.now();
+    // Within a read, the read's timestamp serves every write; elsewhere the clock is read only if a deadline is
+    // needed (the write did not leave at once).
+    const now = this.#inRead ? this.#lastRead : NOW_UNKNOWN;
     if (!this.#encodeInPlace) return this.#queueEncoded(pkg, options, timeout, now, withPromise);
     // The fast path (kept small so the engine inlines it): encode straight into the outbound slab.
     const w = this.#writer!;
@@ -663,10 +661,6 @@ export class Session<P = Uint8Array> {
       closed: (s, error, frame) => s.#onClosed(error, frame),
       pong: (s) => s.updateActive(),
       writabilityChanged: (s, writable) => s.#writabilityChanged(writable),
-      written: (s, bytes, pkgs) => {
-        s.#writeBytes += bytes;
-        s.#writePkgs += pkgs;
-      },
       writeFailed: (s, error) => s.#writeFailed(error),
       writeTimedOut: (s, error, midFrame) => s.#writeTimedOut(error, midFrame),
       wakeAt: (s, at) => {
@@ -974,22 +968,24 @@ export class Session<P = Uint8Array> {
     if (!this.#reading) return false;
     this.#lastRead = Date.now();
     this.#readBytes += chunk.length;
-    // Everything the handlers write while this read is handled leaves in one socket write, at the end.
+    // On a stream, everything the handlers write while this read is handled leaves in one socket write, at the
+    // end. Messages and datagrams are writes of their own whatever is corked, so they skip it.
+    const stream = this.#framing === "stream";
     const nested = this.#inRead;
     // Like `nested`: a read handled inside another one leaves the outer read its own state.
     const outerRetained = this.#retained;
     const outerChunk = this.#readChunk;
     this.#inRead = true;
-    this.#out.cork();
+    if (stream) this.#out.cork();
     this.#retained = false;
     if (this.#reclaimsReads && this.#config.reuseReadBuffer && typeof chunk !== "string") this.#readChunk = chunk;
     let released = false;
     try {
-      if (this.#framing !== "stream") this.#decodeMessage(chunk, from);
+      if (!stream) this.#decodeMessage(chunk, from);
       else this.#decodeChunk(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
     } finally {
       this.#inRead = nested;
-      this.#out.uncork();
+      if (stream) this.#out.uncork();
       // With reuseReadBuffer, the transport may read over these bytes unless the session still holds a view of
       // them: a partial frame, a queued package, `readable`, or an async onMessage still running (#busy).
       released = this.#config.reuseReadBuffer && !this.#retained && !this.#busy;
@@ -1003,7 +999,7 @@ export class Session<P = Uint8Array> {
   #decodeChunk(chunk: Uint8Array): void {
     // Packages may be views of the bytes the reader sees, so those bytes must be ours: a transport that
     // reuses its read buffer costs one copy per read, merged with any pending partial frame.
-    const owned = this.#transport.retainableChunks === true;
+    const owned = this.#ownedChunks;
     if (!this.#reader) {
       this.#deliver((owned ? chunk : chunk.slice()) as P, undefined);
       return;
@@ -1109,7 +1105,7 @@ export class Session<P = Uint8Array> {
       return this.#badMessage(new CodecError(`empty datagram from ${peer} dropped`));
     }
     // Packages may be views of the bytes (see Reader), so a reused read buffer is copied once.
-    const owned = this.#transport.retainableChunks === true;
+    const owned = this.#ownedChunks;
     if (!this.#reader) {
       this.#deliver((typeof message === "string" || owned ? message : message.slice()) as P, from);
       return;

@@ -136,7 +136,6 @@ describe(`borrowed buffers on message and datagram sessions (${current})`, T, ()
       } satisfies Transport;
       const host = {
         writabilityChanged() {},
-        written() {},
         writeFailed() {},
         writeTimedOut() {},
         wakeAt() {},

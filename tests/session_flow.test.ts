@@ -157,6 +157,26 @@ describe("outbound buffer", () => {
     await b.closed;
   });
 
+  // A send may join the queued one in front of it only if that cannot postpone its own deadline: the joined entry
+  // keeps the earlier deadline. Told apart without a clock read, from the two timeouts.
+  it("a send with a shorter timeout than the queued send in front keeps its own deadline", async () => {
+    const { a, b, g, errors, got } = await stalledPair();
+    const first = a.writePkg(new Uint8Array(5000), 0); // in flight, stuck behind the paused reader
+    await sleep(5);
+    assert.equal(a.send(new Uint8Array(11), 5_000), true); // queued, long timeout
+    assert.equal(a.send(new Uint8Array(12), 30), true); // right behind it in the slab, short timeout
+    await waitFor(() => errors.length === 1);
+    assert.deepEqual(errors, ["ERR_WRITE_TIMEOUT"]); // the short one alone, at its own deadline
+    g.open();
+    await first;
+    await waitFor(() => got.includes(11));
+    await sleep(20);
+    assert.deepEqual(got, [10, 10, 5000, 11]);
+    assert.equal(a.state, "open");
+    await a.close();
+    await b.closed;
+  });
+
   it("a send while an earlier send is still in flight leaves after it (nothing joins a write under way)", async () => {
     const { a, b, g, errors, got } = await stalledPair();
     assert.equal(a.send(new Uint8Array(5000)), true); // handed to the transport, stuck behind the paused reader
