@@ -225,7 +225,7 @@ export class Session<P = Uint8Array> {
   #inboundFrom: Array<PeerAddress | undefined> = NO_PKGS as undefined[];
   #busy = false;
   #eofPending = false;
-  /** True while a read is being handled (`#onData`): writes are corked and use the read's timestamp. */
+  /** True while a read is being handled (`#onData`): writes use the read's timestamp (and on a stream are corked). */
   #inRead = false;
   /** This read's bytes are still referenced by the session (queued package, readable, partial frame). */
   #retained = false;
