@@ -18,7 +18,8 @@ export interface TransportSink {
    * Bytes from the peer. For `stream` framing, a slice of the byte stream; for `message` framing, one whole
    * message (a `string` for a WebSocket text message). `from` is the sender of a datagram. Returns true when the
    * sink is done with the chunk's bytes (a session says so only with its `reuseReadBuffer` option): the adapter
-   * may then read over them or detach them; otherwise a {@link Transport.retainableChunks} adapter must leave them as they are.
+   * may then read over them or detach them; otherwise a {@link Transport.retainableChunks} adapter must leave them
+   * as they are.
    */
   data(chunk: Uint8Array | string, from?: PeerAddress): boolean | void;
   /**

@@ -9,7 +9,7 @@
  */
 import { InvalidOptionError } from "../errors.ts";
 import { getLogger } from "../logger.ts";
-import { checkKnownKeys, optInt, optMs } from "../options.ts";
+import { checkKnownKeys, optBool, optInt, optMs } from "../options.ts";
 
 /** The parts of Bun's `ServerWebSocket` the table touches (structural, so no Bun types leak into the API). */
 export interface BunServerWebSocketLike {
@@ -171,11 +171,8 @@ export function bunWebSocket(options: BunWebSocketOptions = {}): BunWebSocketTab
   const idleMs = optMs("bunWebSocket.idleTimeout", options.idleTimeout, 120_000, true);
   if (idleMs > 960_000) throw new InvalidOptionError("bunWebSocket.idleTimeout", "must be at most 960,000 ms");
   const backpressureLimit = optInt("bunWebSocket.backpressureLimit", options.backpressureLimit, 16 << 20, 0, MAX_U32);
-  for (const key of ["sendPings", "perMessageDeflate"] as const) {
-    if (options[key] !== undefined && typeof options[key] !== "boolean") {
-      throw new InvalidOptionError(`bunWebSocket.${key}`, "must be a boolean");
-    }
-  }
+  const sendPings = optBool("bunWebSocket.sendPings", options.sendPings, true);
+  const perMessageDeflate = optBool("bunWebSocket.perMessageDeflate", options.perMessageDeflate, false);
   /** Foreign sockets no table handles (closed at open; their later events are dropped). */
   const orphans = new WeakSet<BunServerWebSocketLike>();
   const handled = (ws: BunServerWebSocketLike): boolean => {
@@ -201,10 +198,10 @@ export function bunWebSocket(options: BunWebSocketOptions = {}): BunWebSocketTab
   return {
     maxPayloadLength,
     idleTimeout: bunIdleSeconds(idleMs),
-    sendPings: options.sendPings ?? true,
+    sendPings,
     backpressureLimit,
     closeOnBackpressureLimit: false,
-    perMessageDeflate: options.perMessageDeflate ?? false,
+    perMessageDeflate,
     open(ws) {
       const events = eventsOf(ws);
       if (events) return events.open(ws);
