@@ -12,6 +12,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LengthFieldCodec, type Session, TcpServer } from "../mod.ts";
+import { onJavaScriptCore } from "../src/runtime/select.ts";
 import type { RuntimeAdapter, Transport, TransportSink } from "../src/transport.ts";
 import { reframeStream } from "./raw_common.ts";
 
@@ -62,6 +63,16 @@ const fakeTransport = (): Transport => ({
     written += chunk.length;
     return true;
   },
+  // Like the adapters: Bun writes the range itself, Deno writes a view of it.
+  writeRange: onJavaScriptCore()
+    ? (_buf, start, end) => {
+      written += end - start;
+      return true;
+    }
+    : (buf, start, end) => {
+      written += buf.subarray(start, end).length;
+      return true;
+    },
   close() {},
 });
 let connect: (t: Transport) => void = () => {};

@@ -58,15 +58,15 @@ export interface OutboundHost {
 
 /** One queued write: the bytes `buf[start, end)` (or a whole text message) and its completion. */
 interface Pending {
-  readonly buf: Uint8Array | string;
-  readonly start: number;
+  buf: Uint8Array | string;
+  start: number;
   /** End of the bytes; grows when later promise-less writes are merged into this entry. */
   end: number;
   /** Destination of a datagram on an unconnected socket. */
-  readonly to: PeerAddress | undefined;
+  to: PeerAddress | undefined;
   pkgs: number;
-  readonly timeoutMs: number;
-  readonly deadline: number;
+  timeoutMs: number;
+  deadline: number;
   /** Absent for writes without a promise (`send`). */
   promise?: Promise<WriteResult>;
   resolve?: (result: WriteResult) => void;
@@ -135,6 +135,12 @@ export class Outbound {
   /** Bytes and packages handed to the socket (counted here, not reported per write: the hot path stays short). */
   #writtenBytes = 0;
   #writtenPkgs = 0;
+  /**
+   * A promise-less entry and a queue array that a batch written at once left unused: the next write takes them
+   * instead of allocating (a session that handles one read after another reuses the same two objects).
+   */
+  #freeEntry: Pending | undefined;
+  #spareQueue: Pending[] | undefined;
 
   /** Creates the buffer for `transport`. */
   constructor(transport: Transport, host: OutboundHost, limits: OutboundLimits) {
@@ -321,6 +327,18 @@ export class Outbound {
     deadline: number,
     withPromise: boolean,
   ): Pending {
+    const free = this.#freeEntry;
+    if (free !== undefined && !withPromise) {
+      this.#freeEntry = undefined;
+      free.buf = buf;
+      free.start = start;
+      free.end = end;
+      free.to = to;
+      free.pkgs = pkgs;
+      free.timeoutMs = timeoutMs;
+      free.deadline = deadline;
+      return free;
+    }
     // Every field is set here, so all entries share one shape (a field added later would give two).
     const entry: Pending = {
       buf,
@@ -467,12 +485,17 @@ export class Outbound {
         pkgs += p.pkgs;
         if (i > 0 && (p.buf !== first.buf || p.start !== batch[i - 1].end)) contiguous = false;
       }
+      const range = this.#transport.writeRange;
       let chunk: Uint8Array | string;
       if (typeof first.buf === "string") {
         chunk = first.buf;
       } else if (contiguous) {
-        const whole = first.start === 0 && batch[batch.length - 1].end === first.buf.length;
-        chunk = whole ? first.buf : first.buf.subarray(first.start, batch[batch.length - 1].end);
+        const end = batch[batch.length - 1].end;
+        if (range !== undefined) {
+          this.#settle(batch, bytes, pkgs, this.#writeRange(first.buf, first.start, end));
+          continue;
+        }
+        chunk = first.start === 0 && end === first.buf.length ? first.buf : first.buf.subarray(first.start, end);
       } else {
         // Only stream transports batch, and their entries are always bytes.
         const joined = new Uint8Array(bytes);
@@ -489,8 +512,37 @@ export class Outbound {
       } catch (error) {
         result = Promise.reject(error);
       }
-      if (result === true) this.#complete(batch, bytes, pkgs);
-      else this.#awaitWrite(batch, result, bytes, pkgs);
+      this.#settle(batch, bytes, pkgs, result);
+    }
+  }
+
+  /** The transport's {@link Transport.writeRange}; a throw reads as a failed write. */
+  #writeRange(buf: Uint8Array, start: number, end: number): true | Promise<void> {
+    try {
+      return this.#transport.writeRange!(buf, start, end);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * After the write of `batch`: completes it when the transport took every byte, else waits for the transport.
+   * A batch written at once leaves its first entry (when it has no promise) and, when it held one entry, its
+   * array for the next writes (emptied with `pop`: on V8 `length = 0` costs more than the array it saves).
+   */
+  #settle(batch: Pending[], bytes: number, pkgs: number, result: true | Promise<void>): void {
+    if (result !== true) return this.#awaitWrite(batch, result, bytes, pkgs);
+    this.#complete(batch, bytes, pkgs);
+    const first = batch[0];
+    if (first.resolve === undefined) {
+      // Nothing may keep the bytes alive through a spare entry (an idle session holds no slab).
+      first.buf = EMPTY;
+      first.to = undefined;
+      this.#freeEntry = first;
+    }
+    if (batch.length === 1) {
+      batch.pop();
+      this.#spareQueue = batch;
     }
   }
 
@@ -516,17 +568,24 @@ export class Outbound {
     this.#tail = undefined;
     if (this.#framing !== "stream") {
       if (q.length > 1) return [q.shift()!];
-      this.#queue = [];
+      this.#queue = this.#takeSpareQueue();
       return q;
     }
     let bytes = 0;
     let n = 0;
     while (n < q.length && (n === 0 || bytes + size(q[n]) <= MAX_BATCH)) bytes += size(q[n++]);
     if (n === q.length) {
-      this.#queue = [];
+      this.#queue = this.#takeSpareQueue();
       return q;
     }
     return q.splice(0, n);
+  }
+
+  #takeSpareQueue(): Pending[] {
+    const spare = this.#spareQueue;
+    if (spare === undefined) return [];
+    this.#spareQueue = undefined;
+    return spare;
   }
 
   #complete(batch: Pending[], bytes: number, pkgs: number): void {

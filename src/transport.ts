@@ -103,6 +103,12 @@ export interface Transport {
    */
   write(chunk: Uint8Array | string, to?: PeerAddress): true | Promise<void>;
   /**
+   * Optional, stream transports: {@link write} of `buf[start, end)`, with the same contract, without the caller
+   * making a view of it. The outbound buffer writes a batch from its slab this way when the transport has it: on
+   * JavaScriptCore (Bun) a view costs as much as a small allocation, once per socket write.
+   */
+  writeRange?(buf: Uint8Array, start: number, end: number): true | Promise<void>;
+  /**
    * Optional half-close: sends FIN after the bytes already accepted, and keeps reading. A graceful local close
    * uses it to linger: it flushes, half-closes, then keeps delivering what the peer sent until the peer's own
    * FIN (or waitTime), so nothing the peer wrote before it saw our FIN is lost to a reset.

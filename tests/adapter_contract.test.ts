@@ -320,6 +320,66 @@ describe(`${adapter.name} adapter: TCP`, { timeout: TEST_TIMEOUT }, () => {
     }
   });
 
+  test("writeRange sends exactly buf[start, end) of a view that starts inside its buffer", {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const r = new Resources();
+    try {
+      const l = await listen(r);
+      const client = await connect(r, l.listener.port);
+      const server = await l.next();
+      const sink = new TestSink(true);
+      server.start(sink);
+      assert.equal(typeof client.writeRange, "function", "stream transports of both runtimes write ranges");
+      // The stream's bytes 0..99 sit at 1000..1099 of the buffer; the view starts 900 bytes in.
+      const buffer = new Uint8Array(2000).fill(0xee);
+      buffer.set(pattern(0, 100), 1000);
+      const view = buffer.subarray(900);
+      let offset = 0;
+      for (const [start, end] of [[100, 130], [130, 131], [131, 131], [131, 200]]) {
+        const result = client.writeRange!(view, start, end);
+        if (result !== true) await result;
+        offset += end - start;
+      }
+      await waitUntil(() => sink.received >= offset, "the ranges");
+      assert.equal(sink.received, 100);
+      assert.equal(sink.mismatchAt, -1, `first wrong byte at ${sink.mismatchAt}`);
+    } finally {
+      r.closeAll();
+    }
+  });
+
+  test("a 16 MiB writeRange to a paused peer completes after resume, every byte in order", {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const r = new Resources();
+    try {
+      const l = await listen(r);
+      const client = await connect(r, l.listener.port);
+      const server = await l.next();
+      const sink = new TestSink(true);
+      server.start(sink);
+      server.pause();
+      const size = 16 << 20;
+      const buffer = new Uint8Array(size + 3000);
+      buffer.set(pattern(0, size), 1000);
+      const result = client.writeRange!(buffer.subarray(500), 500, 500 + size);
+      assert.notEqual(result, true, "16 MiB cannot be accepted synchronously by a paused peer");
+      const promise = result as Promise<void>;
+      assert.equal(await settlesWithin(promise, 200), false, "the write waits for the paused peer");
+      server.resume();
+      await promise;
+      await waitUntil(() => sink.received >= size, "16 MiB", 20_000);
+      assert.equal(sink.received, size);
+      assert.equal(sink.mismatchAt, -1, `first wrong byte at ${sink.mismatchAt}`);
+      // A range write after close rejects, like write.
+      client.close();
+      await assert.rejects(async () => await client.writeRange!(buffer, 0, 10));
+    } finally {
+      r.closeAll();
+    }
+  });
+
   test("sequential writes of varied sizes keep their order", { timeout: TEST_TIMEOUT }, async () => {
     const r = new Resources();
     try {
@@ -572,6 +632,33 @@ describe(`${adapter.name} adapter: TLS`, { timeout: TEST_TIMEOUT }, () => {
       server.resume();
       if (result !== true) await result;
       await waitUntil(() => sink.received >= size, "8 MiB");
+      assert.equal(sink.received, size);
+      assert.equal(sink.mismatchAt, -1, `first wrong byte at ${sink.mismatchAt}`);
+    } finally {
+      r.closeAll();
+    }
+  });
+
+  test("a TLS writeRange of a view inside its buffer arrives complete and in order", {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const r = new Resources();
+    try {
+      const l = await listen(r, tlsPair([]).server);
+      const client = await connect(r, l.listener.port, { caCerts: [tlsFixtures().ca] });
+      const server = await l.next();
+      const sink = new TestSink(true);
+      server.start(sink);
+      server.pause();
+      const size = 4 << 20;
+      const buffer = new Uint8Array(size + 200);
+      buffer.set(pattern(0, size), 100);
+      const result = client.writeRange!(buffer.subarray(40), 60, 60 + size);
+      await sleep(100);
+      assert.equal(sink.received, 0);
+      server.resume();
+      if (result !== true) await result;
+      await waitUntil(() => sink.received >= size, "4 MiB");
       assert.equal(sink.received, size);
       assert.equal(sink.mismatchAt, -1, `first wrong byte at ${sink.mismatchAt}`);
     } finally {

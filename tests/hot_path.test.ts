@@ -68,12 +68,22 @@ async function probingAdapter(): Promise<{
   let inRead = false;
   const wrap = (t: Transport): Transport => {
     const write = t.write.bind(t);
+    const writeRange = t.writeRange?.bind(t);
     const start = t.start.bind(t);
-    t.write = (chunk: Uint8Array | string) => {
+    const count = () => {
       stats.writes++;
       if (inRead) stats.writesDuringRead++;
+    };
+    t.write = (chunk: Uint8Array | string) => {
+      count();
       return write(chunk);
     };
+    if (writeRange) {
+      t.writeRange = (buf: Uint8Array, from: number, to: number) => {
+        count();
+        return writeRange(buf, from, to);
+      };
+    }
     t.start = (sink: TransportSink) =>
       start(withData(sink, (chunk, from) => {
         stats.reads++;
@@ -111,7 +121,10 @@ describe("hot path", () => {
     await waitFor(() => received().length === wire.length, 10_000, "the whole echo");
     assert.deepEqual(received(), new Uint8Array(wire));
     assert.ok(stats.reads >= 1);
-    assert.ok(stats.writes <= stats.reads, `${stats.writes} socket writes for ${stats.reads} reads`);
+    assert.ok(
+      stats.writes >= 1 && stats.writes <= stats.reads,
+      `${stats.writes} socket writes for ${stats.reads} reads`,
+    );
     assert.equal(stats.writesDuringRead, stats.writes, "every reply left while its read was handled");
     await endSocket(socket);
     await server.close();
@@ -227,6 +240,140 @@ describe("hot path", () => {
     const info = await within(sessions[0].closed, 1_000, "closed");
     assert.equal(info.initiator, "peer");
     assert.equal(await sessions[0].closed, info, "the same info every time");
+    await server.close();
+  });
+});
+
+/** A fake stream transport that records its writes; `pending` makes the next writes wait until released. */
+function recordingTransport(withRange: boolean) {
+  const calls: Array<{ kind: "write" | "range"; buf: Uint8Array; start: number; end: number }> = [];
+  const bytes: number[] = [];
+  let sink: TransportSink | undefined;
+  let waiting: Array<() => void> | undefined;
+  const take = (buf: Uint8Array, start: number, end: number): true | Promise<void> => {
+    for (let i = start; i < end; i++) bytes.push(buf[i]);
+    if (!waiting) return true;
+    return new Promise<void>((resolve) => waiting!.push(resolve));
+  };
+  const transport: Transport = {
+    framing: "stream",
+    retainableChunks: true,
+    localAddr: "127.0.0.1:1",
+    remoteAddr: "127.0.0.1:2",
+    start: (s) => void (sink = s),
+    pause() {},
+    resume() {},
+    write(chunk) {
+      const buf = chunk as Uint8Array;
+      calls.push({ kind: "write", buf, start: 0, end: buf.length });
+      return take(buf, 0, buf.length);
+    },
+    close() {},
+    ...(withRange
+      ? {
+        writeRange(buf: Uint8Array, start: number, end: number) {
+          calls.push({ kind: "range", buf, start, end });
+          return take(buf, start, end);
+        },
+      }
+      : {}),
+  };
+  return {
+    transport,
+    calls,
+    bytes: () => new Uint8Array(bytes),
+    read: (chunk: Uint8Array) => sink!.data(chunk),
+    /** From now on, writes wait until {@link release}. */
+    hold: () => void (waiting = []),
+    release: () => {
+      const w = waiting ?? [];
+      waiting = undefined;
+      for (const resolve of w) resolve();
+    },
+    started: () => sink !== undefined,
+  };
+}
+
+/** A TCP server whose one connection is `transport`; its sessions echo with the stock codec. */
+async function serverOn(
+  transport: Transport,
+): Promise<{ server: TcpServer<Uint8Array>; session: () => Session<Uint8Array> }> {
+  let connect: (t: Transport) => void = () => {};
+  const adapter: RuntimeAdapter = {
+    name: "recording",
+    listenTcp(options) {
+      connect = options.onConnection;
+      return Promise.resolve({ hostname: "127.0.0.1", port: 1, close() {} });
+    },
+    connectTcp: () => Promise.reject(new Error("not supported")),
+  };
+  let session: Session<Uint8Array> | undefined;
+  const server = new TcpServer<Uint8Array>({ port: 0, adapter });
+  await server.runEventLoop((s) => {
+    session = s;
+    s.setPkgHandler(codec);
+    s.setEventListener({ onMessage: (s, pkg) => void s.send(pkg) });
+  });
+  connect(transport);
+  return { server, session: () => session! };
+}
+
+describe("outbound batches", () => {
+  it("hands each read's replies to writeRange as one range of the slab (write with a view without it)", async () => {
+    for (const withRange of [true, false]) {
+      const rec = recordingTransport(withRange);
+      const { server } = await serverOn(rec.transport);
+      await waitFor(rec.started, 5_000, "the session to start");
+      const expected: number[] = [];
+      for (let read = 0; read < 20; read++) {
+        const wire = Buffer.concat(Array.from({ length: 1 + (read % 5) }, (_, i) => frame(pattern(i + read, 7 + i))));
+        rec.read(new Uint8Array(wire));
+        expected.push(...wire);
+        assert.equal(rec.calls.length, read + 1, "one socket write per read, made while the read was handled");
+      }
+      assert.deepEqual(rec.bytes(), new Uint8Array(expected));
+      for (const call of rec.calls) {
+        assert.equal(call.kind, withRange ? "range" : "write");
+        if (!withRange) assert.equal(call.start, 0);
+      }
+      if (withRange) {
+        // The ranges are of the session's slab, not views made for the write.
+        assert.ok(rec.calls.every((c) => c.buf.byteOffset === 0 && c.buf.length >= 1024), "a pooled slab");
+      }
+      await server.close();
+    }
+  });
+
+  it("keeps bytes and completions in order while entries and queue arrays are reused, across waiting writes", async () => {
+    const rec = recordingTransport(true);
+    const { server, session } = await serverOn(rec.transport);
+    await waitFor(rec.started, 5_000, "the session to start");
+    const expected: number[] = [];
+    const completions: number[] = [];
+    const s = session();
+    for (let round = 0; round < 30; round++) {
+      const waits = round % 3 === 1;
+      if (waits) rec.hold();
+      // A read (echoed by send), then writes outside any read: with and without a promise.
+      const wire = frame(pattern(round, 20 + round));
+      rec.read(new Uint8Array(wire));
+      expected.push(...wire);
+      const body = pattern(1000 + round, 5 + (round % 7));
+      const promised = s.writePkg(body).then(() => completions.push(round));
+      assert.equal(s.send(pattern(2000 + round, 3)), true);
+      expected.push(...frame(body), ...frame(pattern(2000 + round, 3)));
+      if (waits) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        assert.ok(!completions.includes(round), "a write behind a waiting one is not complete");
+        rec.release();
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        rec.release(); // the writes queued behind the first
+      }
+      await promised;
+      assert.equal(s.pendingBytes, 0);
+    }
+    assert.deepEqual(completions, Array.from({ length: 30 }, (_, i) => i));
+    assert.deepEqual(rec.bytes(), new Uint8Array(expected));
     await server.close();
   });
 });

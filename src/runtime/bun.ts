@@ -90,11 +90,23 @@ class BunTransport implements Transport {
   }
 
   write(chunk: Uint8Array): true | Promise<void> {
+    return this.#write(chunk, 0, chunk.length);
+  }
+
+  /** `socket.write(buf, offset, length)`: no view of the outbound slab per write. */
+  writeRange(buf: Uint8Array, start: number, end: number): true | Promise<void> {
+    return this.#write(buf, start, end);
+  }
+
+  #write(buf: Uint8Array, start: number, end: number): true | Promise<void> {
     if (this.#done || this.#ended) return Promise.reject(closedError(this.#ended?.error));
-    const n = this.#socket.write(chunk);
-    if (n === chunk.length) return true;
+    const len = end - start;
+    // Bun checks offset and length against the view (both must be given: a lone offset is checked with the
+    // view's whole length).
+    const n = this.#socket.write(buf, start, len);
+    if (n === len) return true;
     if (n < 0) return Promise.reject(closedError());
-    this.#tail = chunk.subarray(n);
+    this.#tail = buf.subarray(start + n, end);
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#pending = { resolve, reject };
     return promise;

@@ -119,6 +119,11 @@ class DenoTransport implements Transport {
     );
   }
 
+  /** {@link write} of a view: on V8 a view costs little, and `conn.write` takes nothing else. */
+  writeRange(buf: Uint8Array, start: number, end: number): true | Promise<void> {
+    return this.write(buf.subarray(start, end));
+  }
+
   close(): void {
     if (this.#done) return;
     this.#done = true;
