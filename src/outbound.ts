@@ -87,6 +87,14 @@ export function rejected<T>(error: Error): Promise<T> {
   return p;
 }
 
+/**
+ * A promise-less entry and an empty queue array that a batch written at once left behind: the next write of any
+ * session takes them instead of allocating. Reads are handled one after another, so one of each is enough for
+ * a server echoing read after read; they live here, not in the session, so an idle session holds neither.
+ */
+let freeEntry: Pending | undefined;
+let spareQueue: Pending[] | undefined;
+
 /** Outbound buffers waiting for the shared microtask flush (one microtask for every session with writes). */
 let toFlush: Outbound[] = [];
 let flushScheduled = false;
@@ -135,12 +143,6 @@ export class Outbound {
   /** Bytes and packages handed to the socket (counted here, not reported per write: the hot path stays short). */
   #writtenBytes = 0;
   #writtenPkgs = 0;
-  /**
-   * A promise-less entry and a queue array that a batch written at once left unused: the next write takes them
-   * instead of allocating (a session that handles one read after another reuses the same two objects).
-   */
-  #freeEntry: Pending | undefined;
-  #spareQueue: Pending[] | undefined;
 
   /** Creates the buffer for `transport`. */
   constructor(transport: Transport, host: OutboundHost, limits: OutboundLimits) {
@@ -327,9 +329,9 @@ export class Outbound {
     deadline: number,
     withPromise: boolean,
   ): Pending {
-    const free = this.#freeEntry;
+    const free = freeEntry;
     if (free !== undefined && !withPromise) {
-      this.#freeEntry = undefined;
+      freeEntry = undefined;
       free.buf = buf;
       free.start = start;
       free.end = end;
@@ -528,21 +530,22 @@ export class Outbound {
   /**
    * After the write of `batch`: completes it when the transport took every byte, else waits for the transport.
    * A batch written at once leaves its first entry (when it has no promise) and, when it held one entry, its
-   * array for the next writes (emptied with `pop`: on V8 `length = 0` costs more than the array it saves).
+   * array to the next write of any session (see {@link freeEntry}; the array emptied with `pop`: on V8
+   * `length = 0` costs more than the array it saves).
    */
   #settle(batch: Pending[], bytes: number, pkgs: number, result: true | Promise<void>): void {
     if (result !== true) return this.#awaitWrite(batch, result, bytes, pkgs);
     this.#complete(batch, bytes, pkgs);
     const first = batch[0];
     if (first.resolve === undefined) {
-      // Nothing may keep the bytes alive through a spare entry (an idle session holds no slab).
+      // The spare entry must not keep the bytes (a slab, or a large package's buffer) alive.
       first.buf = EMPTY;
       first.to = undefined;
-      this.#freeEntry = first;
+      freeEntry = first;
     }
     if (batch.length === 1) {
       batch.pop();
-      this.#spareQueue = batch;
+      spareQueue = batch;
     }
   }
 
@@ -568,24 +571,17 @@ export class Outbound {
     this.#tail = undefined;
     if (this.#framing !== "stream") {
       if (q.length > 1) return [q.shift()!];
-      this.#queue = this.#takeSpareQueue();
+      this.#queue = takeSpareQueue();
       return q;
     }
     let bytes = 0;
     let n = 0;
     while (n < q.length && (n === 0 || bytes + size(q[n]) <= MAX_BATCH)) bytes += size(q[n++]);
     if (n === q.length) {
-      this.#queue = this.#takeSpareQueue();
+      this.#queue = takeSpareQueue();
       return q;
     }
     return q.splice(0, n);
-  }
-
-  #takeSpareQueue(): Pending[] {
-    const spare = this.#spareQueue;
-    if (spare === undefined) return [];
-    this.#spareQueue = undefined;
-    return spare;
   }
 
   #complete(batch: Pending[], bytes: number, pkgs: number): void {
@@ -628,6 +624,14 @@ export class Outbound {
     this.#idleWaiters = undefined;
     for (const w of waiters) w();
   }
+}
+
+/** The spare queue array, or a new one. */
+function takeSpareQueue(): Pending[] {
+  const spare = spareQueue;
+  if (spare === undefined) return [];
+  spareQueue = undefined;
+  return spare;
 }
 
 function fail(p: Pending, error: Error): void {

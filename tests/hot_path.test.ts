@@ -376,6 +376,30 @@ describe("outbound batches", () => {
     assert.deepEqual(rec.bytes(), new Uint8Array(expected));
     await server.close();
   });
+  it("gives two sessions that handle reads in turn their own bytes (spare entries pass between sessions)", async () => {
+    const one = recordingTransport(true);
+    const two = recordingTransport(true);
+    const a = await serverOn(one.transport);
+    const b = await serverOn(two.transport);
+    await waitFor(() => one.started() && two.started(), 5_000, "both sessions to start");
+    const expected = [[] as number[], [] as number[]];
+    for (let round = 0; round < 40; round++) {
+      const which = round % 2;
+      const rec = which === 0 ? one : two;
+      if (round % 7 === 3) rec.hold(); // now and then a write waits, so its entry stays queued
+      const wire = Buffer.concat([frame(pattern(round, 9 + which)), frame(pattern(round + 100, 4))]);
+      rec.read(new Uint8Array(wire));
+      expected[which].push(...wire);
+      if (round % 7 === 3) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        rec.release();
+      }
+    }
+    await waitFor(() => a.session().pendingBytes === 0 && b.session().pendingBytes === 0, 5_000, "the writes");
+    assert.deepEqual(one.bytes(), new Uint8Array(expected[0]));
+    assert.deepEqual(two.bytes(), new Uint8Array(expected[1]));
+    await Promise.all([a.server.close(), b.server.close()]);
+  });
 });
 
 describe("slab pool", () => {
