@@ -4,7 +4,8 @@
  * in one tick leaves in one socket write (getty's one write(2) per package costs it ~94 % of throughput).
  *
  * On stream transports packages are encoded straight into a slab (see `reserve`), so a batch of small
- * packages is usually one contiguous view of the slab: no per-package buffer, no copy to join them. Datagrams
+ * packages is usually one contiguous range of the slab, written as such (`Transport.writeRange`) where the
+ * transport can: no per-package buffer, no copy to join them, no view per write. Datagrams
  * are encoded into the slab as well (`commitDatagram`), each still a write of its own. Slabs come
  * from a process-wide pool (slab_pool.ts), sized to the traffic, and go back once written: an idle session
  * holds none. While the session handles a read (`cork`), nothing is flushed; `uncork` then writes everything
@@ -487,7 +488,8 @@ export class Outbound {
         pkgs += p.pkgs;
         if (i > 0 && (p.buf !== first.buf || p.start !== batch[i - 1].end)) contiguous = false;
       }
-      const range = this.#transport.writeRange;
+      // Ranges are for stream bytes only (a datagram's destination, a text message, go through `write`).
+      const range = this.#framing === "stream" ? this.#transport.writeRange : undefined;
       let chunk: Uint8Array | string;
       if (typeof first.buf === "string") {
         chunk = first.buf;

@@ -18,6 +18,7 @@ import {
   type Session,
   TcpServer,
 } from "../mod.ts";
+import { NOW_UNKNOWN, Outbound } from "../src/outbound.ts";
 import { runtimeAdapter } from "../src/runtime/select.ts";
 import {
   giveSlab,
@@ -399,6 +400,41 @@ describe("outbound batches", () => {
     assert.deepEqual(one.bytes(), new Uint8Array(expected[0]));
     assert.deepEqual(two.bytes(), new Uint8Array(expected[1]));
     await Promise.all([a.server.close(), b.server.close()]);
+  });
+  it("writes queued messages and datagrams with write (their destinations kept), never writeRange", async () => {
+    const writes: Array<{ chunk: Uint8Array | string; to: unknown }> = [];
+    let ranges = 0;
+    let release: () => void = () => {};
+    const transport: Transport = {
+      framing: "datagram",
+      localAddr: "127.0.0.1:1",
+      remoteAddr: "127.0.0.1:2",
+      start() {},
+      pause() {},
+      resume() {},
+      write(chunk, to) {
+        writes.push({ chunk, to });
+        // The first write waits, so the next ones queue and leave through the flush.
+        return writes.length === 1 ? new Promise<void>((resolve) => (release = resolve)) : true;
+      },
+      writeRange() {
+        ranges++;
+        return true;
+      },
+      close() {},
+    };
+    const host = { writabilityChanged() {}, writeFailed() {}, writeTimedOut() {}, wakeAt() {} };
+    const out = new Outbound(transport, host, { highWaterMark: 1 << 20, lowWaterMark: 1 << 19, outboundCap: 1 << 22 });
+    const peer = { hostname: "127.0.0.1", port: 9 };
+    out.enqueue(new Uint8Array([1]), 1, 0, NOW_UNKNOWN, peer, false);
+    const second = out.enqueue(new Uint8Array([2, 2]), 1, 0, NOW_UNKNOWN, peer, true);
+    out.enqueue(new Uint8Array([3]), 1, 0, NOW_UNKNOWN, undefined, false);
+    release();
+    await second;
+    await out.idle();
+    assert.equal(ranges, 0);
+    assert.deepEqual(writes.map((w) => [...(w.chunk as Uint8Array)]), [[1], [2, 2], [3]]);
+    assert.deepEqual(writes.map((w) => w.to), [peer, peer, undefined]);
   });
 });
 
