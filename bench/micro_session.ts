@@ -1,7 +1,8 @@
 /**
  * The library's JavaScript cost per package, without sockets: a fake stream transport feeds 50 sessions (the
  * echo server's codec and handler: `LengthFieldCodec`, `onMessage` → `send`) chunks of 16 framed 64-byte packages,
- * and its `write` returns at once. The raw servers' parse-and-copy loop (bench/raw_echo_*.ts) runs on the same
+ * and its `write` / `writeRange` return at once (`writeRange` makes a view on Deno, as the Deno adapter does;
+ * `--pkgs 1` or `4` weighs the per-read costs). The raw servers' parse-and-copy loop (bench/raw_echo_*.ts) runs on the same
  * chunks for comparison. Prints CPU ns per package for each, best of 15 rounds. Not a test and not the benchmark of
  * record (bench/run.mjs): it isolates the code a change touches, e.g. to compare two checkouts on one runtime.
  *

@@ -21,6 +21,9 @@
  * - `setNoDelay(true)` works on TLS sockets too (no Nagle stall on write-write-read).
  * - `Bun.connect` has no way to cancel a dial; after an abort the adapter terminates the socket if it opens.
  * - `Bun.connect` needs a `data` or `drain` handler, else it throws `ERR_INVALID_ARG_TYPE`.
+ * - `socket.write(buf, byteOffset, byteLength)` writes `buf[byteOffset, byteOffset + byteLength)`, offsets
+ *   counted from the view's start (not its ArrayBuffer's), on TCP and TLS alike; with an offset and no length it
+ *   throws `ERR_OUT_OF_RANGE` (the view's whole length is checked against what is left), so both are always given.
  *
  * @module
  */
