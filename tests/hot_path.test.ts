@@ -5,6 +5,8 @@
 // - outbound slabs are pooled, and never carry one session's bytes to another (reservations of writers not
 //   known to fill them are zeroed first);
 // - Reader.readAt gives what read gives on the subarray;
+// - a batch leaves as one range of the slab where the transport takes ranges (Transport.writeRange), and the queue
+//   entries and arrays the outbound buffers pass on never mix up bytes, completions or destinations;
 // - sessions share their endpoint's settings until one of them changes a setting.
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -245,7 +247,7 @@ describe("hot path", () => {
   });
 });
 
-/** A fake stream transport that records its writes; `pending` makes the next writes wait until released. */
+/** A fake stream transport that records its writes; after `hold()` the writes wait until `release()`. */
 function recordingTransport(withRange: boolean) {
   const calls: Array<{ kind: "write" | "range"; buf: Uint8Array; start: number; end: number }> = [];
   const bytes: number[] = [];
