@@ -117,6 +117,11 @@ export class Outbound {
   readonly #framing: Framing;
   /** The transport is done with a chunk once `write` returns ({@link Transport.writeTakesCopy}). */
   readonly #takesCopy: boolean;
+  /**
+   * A contiguous batch goes to {@link Transport.writeRange}: stream transports that have it (a datagram's
+   * destination and a text message always go through `write`).
+   */
+  readonly #writesRanges: boolean;
   readonly #host: OutboundHost;
   limits: OutboundLimits;
   #queue: Pending[] = [];
@@ -150,6 +155,7 @@ export class Outbound {
     this.#transport = transport;
     this.#framing = transport.framing;
     this.#takesCopy = transport.writeTakesCopy === true;
+    this.#writesRanges = this.#framing === "stream" && typeof transport.writeRange === "function";
     this.#host = host;
     this.limits = limits;
   }
@@ -300,12 +306,7 @@ export class Outbound {
     now: number,
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
-    let result: true | Promise<void>;
-    try {
-      result = this.#transport.write(bytes, to);
-    } catch (error) {
-      result = Promise.reject(error);
-    }
+    const result = this.#write(bytes, to);
     const len = bytes.length;
     if (result === true) {
       this.#writtenBytes += len;
@@ -488,14 +489,12 @@ export class Outbound {
         pkgs += p.pkgs;
         if (i > 0 && (p.buf !== first.buf || p.start !== batch[i - 1].end)) contiguous = false;
       }
-      // Ranges are for stream bytes only (a datagram's destination, a text message, go through `write`).
-      const range = this.#framing === "stream" ? this.#transport.writeRange : undefined;
       let chunk: Uint8Array | string;
       if (typeof first.buf === "string") {
         chunk = first.buf;
       } else if (contiguous) {
         const end = batch[batch.length - 1].end;
-        if (range !== undefined) {
+        if (this.#writesRanges) {
           this.#settle(batch, bytes, pkgs, this.#writeRange(first.buf, first.start, end));
           continue;
         }
@@ -510,17 +509,20 @@ export class Outbound {
         }
         chunk = joined;
       }
-      let result: true | Promise<void>;
-      try {
-        result = this.#transport.write(chunk, first.to);
-      } catch (error) {
-        result = Promise.reject(error);
-      }
-      this.#settle(batch, bytes, pkgs, result);
+      this.#settle(batch, bytes, pkgs, this.#write(chunk, first.to));
     }
   }
 
-  /** The transport's {@link Transport.writeRange}; a throw reads as a failed write. */
+  /** The transport's `write`; a throw reads as a failed write. */
+  #write(chunk: Uint8Array | string, to: PeerAddress | undefined): true | Promise<void> {
+    try {
+      return this.#transport.write(chunk, to);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The transport's {@link Transport.writeRange}, likewise. */
   #writeRange(buf: Uint8Array, start: number, end: number): true | Promise<void> {
     try {
       return this.#transport.writeRange!(buf, start, end);
