@@ -665,7 +665,7 @@ export class Session<P = Uint8Array> {
       writeTimedOut: (s, error, midFrame) => s.#writeTimedOut(error, midFrame),
       wakeAt: (s, at) => {
         if (at < s.#writeDeadline) s.#writeDeadline = at;
-        if (s._bucket === undefined || at < s._bucket) s.#schedule(at);
+        scheduler.scheduleNoLaterThan(s, at);
       },
     };
   }
