@@ -3,7 +3,8 @@
  * 1,000 ms. Measured as process CPU time (`process.cpuUsage()`, all threads) over a window, minus a baseline
  * window with the same sessions alive but cron off; reported as % of one core. Target: < 5 %.
  *
- *   deno run -A --v8-flags=--expose-gc bench/cron.ts [--pairs 50000] [--period 1000] [--duration 10] [--json]
+ *   deno run -A --v8-flags=--expose-gc bench/cron.ts [--pairs 50000] [--period 1000] [--duration 10] [--settle 10]
+ *     [--json]
  *   bun bench/cron.ts …
  *
  * Phases (each `duration` seconds of wall time, the process otherwise idle):
@@ -13,7 +14,10 @@
  *                server open at different times), then one period to settle before measuring;
  *   4. baseline again: `setCronPeriod(0)` on every session. Cost = (3) − the lower of (2) and (4).
  * Each window starts with a full GC where the runtime offers one (`Bun.gc`, Deno `--v8-flags=--expose-gc`) and
- * a 2.5 s pause, so garbage from the setup is not billed to a window.
+ * a `settle` pause (10 s), so garbage from the setup is not billed to a window. The pause is that long because of
+ * V8's memory reducer: about 8 s after a full collection, in a process allocating little, it runs one to three more
+ * full collections (~100 ms of main thread plus helper threads each, on this 160 MB heap). With a 2.5 s pause they
+ * fell inside a window at random (cron on, or either baseline), which moved the result between 2 % and 7 %.
  * A 10 ms probe timer runs in every phase and reports the worst event-loop lag (a 100,000-callback burst would
  * show up there). The number of `onCron` calls in the window is checked against sessions × window / period.
  *
@@ -29,12 +33,14 @@ const { values } = parseArgs({
     pairs: { type: "string", default: "50000" },
     period: { type: "string", default: "1000" },
     duration: { type: "string", default: "10" },
+    settle: { type: "string", default: "10" },
     json: { type: "boolean", default: false },
   },
 });
 const PAIRS = Number(values.pairs);
 const PERIOD = Number(values.period);
 const WINDOW_MS = Number(values.duration) * 1000;
+const SETTLE_MS = Number(values.settle) * 1000;
 const runtime = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno";
 const log = (line: string) => {
   if (!values.json) console.log(line);
@@ -55,12 +61,12 @@ function collect(): void {
 }
 
 /**
- * Collects garbage left by setup, waits 2.5 s, then runs a 10 ms probe timer during `ms` and returns CPU µs
+ * Collects garbage left by setup, waits SETTLE_MS, then runs a 10 ms probe timer during `ms` and returns CPU µs
  * used, wall ms, and the worst lag of the probe.
  */
 async function measure(ms: number): Promise<{ cpuUs: number; wallMs: number; maxLagMs: number; calls: number }> {
   collect();
-  await sleep(2500); // lets concurrent sweeping after the collection finish outside the window
+  await sleep(SETTLE_MS); // concurrent sweeping and V8's memory reducer finish outside the window
   let maxLag = 0;
   let expected = performance.now() + 10;
   const probe = setInterval(() => {
@@ -132,6 +138,7 @@ const result = {
   sessions: sessions.length,
   periodMs: PERIOD,
   windowS: Number((cron.wallMs / 1000).toFixed(3)),
+  settleS: SETTLE_MS / 1000,
   idlePct: Number(pct(idle.cpuUs, idle.wallMs).toFixed(3)),
   baselinePct: Number(pct(baseline.cpuUs, baseline.wallMs).toFixed(3)),
   baseline2Pct: Number(pct(baseline2.cpuUs, baseline2.wallMs).toFixed(3)),

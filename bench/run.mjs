@@ -438,7 +438,7 @@ function cronRun() {
     child.stderr.setEncoding("utf8");
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
-    const t = setTimeout(() => child.kill("SIGKILL"), (CRON_DURATION * 3 + 120) * 1000);
+    const t = setTimeout(() => child.kill("SIGKILL"), (CRON_DURATION * 4 + 4 * 10 + 120) * 1000);
     child.on("close", (code) => { // after stdout is drained, unlike "exit"
       clearTimeout(t);
       const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
