@@ -297,6 +297,24 @@ export class Outbound {
     return this.#push(bytes, 0, bytes.length, to, pkgs, timeoutMs, now, withPromise);
   }
 
+  /** Whether a write is one message (e.g. WebSocket) of any size the caller gives. */
+  get takesMessages(): boolean {
+    return this.#framing === "message" && this.#transport.maxWriteSize === undefined;
+  }
+
+  /**
+   * {@link enqueue} of one message without a promise, borrowed from the caller (a session's `send` without a
+   * writer): kept small so the engine inlines it into `send`, the cheapest way a message reaches the transport.
+   */
+  enqueueBorrowedMessage(bytes: Uint8Array | string, timeoutMs: number, now: number): void {
+    if (this.#queue.length !== 0 || this.#inFlight || this.#failed || !this.#takesCopy) {
+      this.enqueue(bytes, 1, timeoutMs, now, undefined, false, true);
+      return;
+    }
+    this.checkCap(bytes.length);
+    this.#writeNow(bytes, 1, undefined, timeoutMs, now, false);
+  }
+
   /** Writes one message or datagram now (the queue is empty); it is in flight if the transport did not take it. */
   #writeNow(
     bytes: Uint8Array | string,

@@ -493,7 +493,17 @@ export class Session<P = Uint8Array> {
   send(pkg: P, options?: number | WriteOptions): boolean {
     if (this.isClosed()) return false;
     try {
-      this.#queuePkg(pkg, options, false);
+      // A message without a writer (a WebSocket echo or relay) goes to the outbound buffer as it is: the general
+      // path's steps (encoding, destination, options) are nothing for it, but cost a call each.
+      if (
+        options === undefined && this.#writer === undefined && this.#out.takesMessages &&
+        (typeof pkg === "string" || pkg instanceof Uint8Array)
+      ) {
+        const now = this.#inRead ? this.#lastRead : NOW_UNKNOWN;
+        this.#out.enqueueBorrowedMessage(pkg, this.#config.writeTimeout, now);
+      } else {
+        this.#queuePkg(pkg, options, false);
+      }
       return true;
     } catch (error) {
       this.#emitError(asWriteError(error));

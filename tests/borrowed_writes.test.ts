@@ -4,9 +4,10 @@
 // loopback WebSocket and UDP on the runtime running the suite, with bursts that make some writes wait.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { type Session, UdpClient, UdpEndpoint, WsClient, WsServer } from "../mod.ts";
+import { type GettyError, type Session, TcpServer, UdpClient, UdpEndpoint, WsClient, WsServer } from "../mod.ts";
 import { Outbound } from "../src/outbound.ts";
 import type { Transport } from "../src/transport.ts";
+import { fakeAdapter } from "./helpers/fake_adapter.ts";
 import { current } from "./helpers/runtimes.ts";
 import { udpDrivers } from "./helpers/udp.ts";
 import { assertNoLeaks, waitFor } from "./helpers/util.ts";
@@ -38,6 +39,16 @@ async function writeReused(s: Session<Uint8Array>, count: number, size: number, 
   }
   await Promise.all(promises);
 }
+
+/** The parts of a fake Transport the tests below do not look at. */
+const inertParts = {
+  localAddr: "a",
+  remoteAddr: "b",
+  start() {},
+  pause() {},
+  resume() {},
+  close() {},
+};
 
 function checkAll(got: Uint8Array[], count: number, size: number): void {
   assert.equal(got.length, count);
@@ -116,19 +127,14 @@ describe(`borrowed buffers on message and datagram sessions (${current})`, T, ()
     });
   }
 
-  for (const takesCopy of [false, true]) {
-    it(`Outbound: a borrowed message is copied unless written at once to a transport that copies (${takesCopy})`, () => {
+  for (const [takesCopy, via] of [[false, "enqueue"], [true, "enqueue"], [false, "fast"], [true, "fast"]] as const) {
+    it(`Outbound: a borrowed message is copied unless written at once to a transport that copies (${takesCopy}, ${via})`, () => {
       const writes: Uint8Array[] = [];
       let release!: () => void;
       const transport = {
         framing: "message",
         writeTakesCopy: takesCopy,
-        localAddr: "a",
-        remoteAddr: "b",
-        start() {},
-        pause() {},
-        resume() {},
-        close() {},
+        ...inertParts,
         write(chunk: Uint8Array | string): true | Promise<void> {
           writes.push(chunk as Uint8Array);
           return new Promise<void>((r) => (release = r)); // held: the runtime still reads the chunk
@@ -145,12 +151,19 @@ describe(`borrowed buffers on message and datagram sessions (${current})`, T, ()
         lowWaterMark: 1 << 19,
         outboundCap: 1 << 22,
       });
+      // `fast`: the path of Session.send without a writer.
+      const write = (bytes: Uint8Array) =>
+        via === "fast"
+          ? out.enqueueBorrowedMessage(bytes, 0, 0)
+          : void out.enqueue(bytes, 1, 0, 0, undefined, false, true);
+      assert.equal(out.takesMessages, true);
       const first = new Uint8Array([1, 2, 3]);
-      out.enqueue(first, 1, 0, 0, undefined, false, true);
+      write(first);
       assert.equal(writes.length, 1, "written at once: nothing was queued");
       assert.equal(writes[0] === first, takesCopy, "handed over as is only to a transport that copies");
       const second = new Uint8Array([4, 5, 6]);
-      out.enqueue(second, 1, 0, 0, undefined, false, true);
+      write(second);
+      assert.equal(out.pendingBytes, 6, "both counted until written");
       second.fill(0xee);
       first.fill(0xee);
       if (!takesCopy) assert.deepEqual(writes[0], new Uint8Array([1, 2, 3]));
@@ -161,4 +174,71 @@ describe(`borrowed buffers on message and datagram sessions (${current})`, T, ()
       });
     });
   }
+  it("Session.send without a writer on a message transport: size limit, cap, order and writers as writePkg", async () => {
+    const writes: Array<Uint8Array | string> = [];
+    let sizeLimit: number | undefined = 8;
+    let hold = false;
+    const releases: Array<() => void> = [];
+    const transport: Transport = {
+      framing: "message",
+      writeTakesCopy: true,
+      // A message transport with a size limit (a getter, so the test can lift it): send checks it like writePkg.
+      get maxWriteSize() {
+        return sizeLimit;
+      },
+      ...inertParts,
+      write(chunk) {
+        writes.push(typeof chunk === "string" ? chunk : chunk.slice());
+        return hold ? new Promise<void>((r) => releases.push(r)) : true;
+      },
+    };
+    const { adapter, connect } = fakeAdapter("fake-message");
+    const errors: GettyError[] = [];
+    let session: Session<Uint8Array | string> | undefined;
+    const limits = { outboundCap: 16, highWaterMark: 12, lowWaterMark: 4 };
+    const server = new TcpServer<Uint8Array | string>({ port: 0, adapter, session: limits });
+    await server.runEventLoop((s) => {
+      session = s;
+      s.setEventListener({ onError: (_s, e) => void errors.push(e) });
+    });
+    connect(transport);
+    await waitFor(() => session?.state === "open", 5_000, "the session");
+    const s = session!;
+    try {
+      assert.equal(s.send("hi"), true);
+      assert.equal(s.send(new Uint8Array([1, 2])), true);
+      assert.deepEqual(writes, ["hi", new Uint8Array([1, 2])], "written at once, strings as strings");
+      assert.equal(s.send(new Uint8Array(9)), false, "longer than maxWriteSize");
+      assert.equal(errors.pop()?.code, "ERR_MESSAGE_TOO_LONG");
+      assert.equal(s.send(42 as unknown as string), false, "neither bytes nor a string");
+      assert.equal(errors.pop()?.code, "ERR_CODEC");
+      // Behind a waiting write: queued (copied), in order, and the cap counts them.
+      hold = true;
+      const buf = new Uint8Array([7, 7, 7, 7, 7, 7, 7, 7]);
+      assert.equal(s.send(buf), true);
+      hold = false;
+      buf.fill(0);
+      assert.equal(s.send("abcd"), true);
+      assert.equal(s.send(new Uint8Array(5)), false, "8 + 4 pending + 5 exceeds outboundCap 16");
+      assert.equal(errors.pop()?.code, "ERR_SESSION_BLOCKED");
+      assert.equal(writes.length, 3, "the next ones wait for the first");
+      releases.shift()!();
+      await waitFor(() => writes.length === 4, 1_000, "the queued message");
+      assert.deepEqual(writes.slice(2), [new Uint8Array(8).fill(7), "abcd"]);
+      // Without a size limit, a message longer than outboundCap is refused even with nothing queued.
+      sizeLimit = undefined;
+      assert.equal(s.pendingBytes, 0);
+      assert.equal(s.send(new Uint8Array(17)), false);
+      assert.equal(errors.pop()?.code, "ERR_SESSION_BLOCKED");
+      assert.equal(s.send(new Uint8Array(16)), true, "up to the cap is fine");
+      assert.equal(writes.length, 5);
+      // With a writer, send encodes (no shortcut around it).
+      s.setWriter({ write: (_s, pkg) => `<${pkg}>` });
+      assert.equal(s.send("x"), true);
+      assert.deepEqual(writes.slice(5), ["<x>"]);
+      assert.equal(errors.length, 0, errors.map((e) => e.code).join());
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -31,6 +31,7 @@ import {
   takeSlab,
 } from "../src/slab_pool.ts";
 import type { RuntimeAdapter, Transport, TransportSink } from "../src/transport.ts";
+import { fakeAdapter } from "./helpers/fake_adapter.ts";
 import { withData } from "./helpers/faults.ts";
 import { assertNoLeaks, pattern, waitFor, within } from "./helpers/util.ts";
 
@@ -301,15 +302,7 @@ function recordingTransport(withRange: boolean) {
 async function serverOn(
   transport: Transport,
 ): Promise<{ server: TcpServer<Uint8Array>; session: () => Session<Uint8Array> }> {
-  let connect: (t: Transport) => void = () => {};
-  const adapter: RuntimeAdapter = {
-    name: "recording",
-    listenTcp(options) {
-      connect = options.onConnection;
-      return Promise.resolve({ hostname: "127.0.0.1", port: 1, close() {} });
-    },
-    connectTcp: () => Promise.reject(new Error("not supported")),
-  };
+  const { adapter, connect } = fakeAdapter("recording");
   let session: Session<Uint8Array> | undefined;
   const server = new TcpServer<Uint8Array>({ port: 0, adapter });
   await server.runEventLoop((s) => {

@@ -14,7 +14,8 @@ import {
   TcpServer,
   type Writer,
 } from "../mod.ts";
-import type { RuntimeAdapter, Transport, TransportSink } from "../src/transport.ts";
+import type { Transport, TransportSink } from "../src/transport.ts";
+import { fakeAdapter } from "./helpers/fake_adapter.ts";
 import { current } from "./helpers/runtimes.ts";
 import { assertNoLeaks, pattern, sleep, waitFor } from "./helpers/util.ts";
 
@@ -133,15 +134,7 @@ async function fakeServer(
   options: SessionOptions,
   setup: (s: Session<Uint8Array>) => void,
 ): Promise<{ server: TcpServer<Uint8Array>; connect: () => Promise<ScribblingTransport> }> {
-  let onConnection: (t: Transport) => void = () => {};
-  const adapter: RuntimeAdapter = {
-    name: "scribbling",
-    listenTcp(o) {
-      onConnection = o.onConnection;
-      return Promise.resolve({ hostname: "127.0.0.1", port: 1, close() {} });
-    },
-    connectTcp: () => Promise.reject(new Error("not supported")),
-  };
+  const { adapter, connect: onConnection } = fakeAdapter("scribbling");
   const server = new TcpServer<Uint8Array>({ port: 0, adapter, session: options });
   await server.runEventLoop(setup);
   return {
