@@ -262,7 +262,7 @@ export class Outbound {
   ): Promise<WriteResult> | undefined {
     const buf = this.#target;
     if (buf === this.#slab) this.#slabUsed = offset + len;
-    if (this.#queue.length > 0 || this.#inFlight || this.#failed) {
+    if (!this.#nothingAhead) {
       return this.#push(buf, offset, offset + len, to, 1, timeoutMs, now, withPromise);
     }
     const result = this.#writeNow(buf.subarray(offset, offset + len), 1, to, timeoutMs, now, withPromise);
@@ -291,10 +291,15 @@ export class Outbound {
     borrowed = false,
   ): Promise<WriteResult> | undefined {
     this.checkCap(bytes.length);
-    const direct = this.#framing !== "stream" && this.#queue.length === 0 && !this.#inFlight && !this.#failed;
+    const direct = this.#framing !== "stream" && this.#nothingAhead;
     if (borrowed && typeof bytes !== "string" && !(direct && this.#takesCopy)) bytes = bytes.slice();
     if (direct) return this.#writeNow(bytes, pkgs, to, timeoutMs, now, withPromise);
     return this.#push(bytes, 0, bytes.length, to, pkgs, timeoutMs, now, withPromise);
+  }
+
+  /** Nothing is queued, in flight or failed: a message or datagram may go to the transport at once. */
+  get #nothingAhead(): boolean {
+    return this.#queue.length === 0 && this.#inFlight === undefined && !this.#failed;
   }
 
   /** Whether a write is one message (e.g. WebSocket) of any size the caller gives. */
@@ -307,7 +312,7 @@ export class Outbound {
    * writer): kept small so the engine inlines it into `send`, the cheapest way a message reaches the transport.
    */
   enqueueBorrowedMessage(bytes: Uint8Array | string, timeoutMs: number, now: number): void {
-    if (this.#queue.length !== 0 || this.#inFlight || this.#failed || !this.#takesCopy) {
+    if (!this.#nothingAhead || !this.#takesCopy) {
       this.enqueue(bytes, 1, timeoutMs, now, undefined, false, true);
       return;
     }

@@ -88,8 +88,9 @@ export class Scheduler {
 
   /** The key of the first tick at or after `at`, and after now. */
   #keyOf(at: number): number {
-    if (this.#count === 0 && !this.#firing) this.#epoch = Date.now();
-    const earliest = (this.#firing ? this.#now : Date.now()) + 1;
+    const now = this.#firing ? this.#now : Date.now();
+    if (this.#count === 0 && !this.#firing) this.#epoch = now;
+    const earliest = now + 1;
     return Math.ceil(((at > earliest ? at : earliest) - this.#epoch) / TICK_MS);
   }
 
