@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Hono } from "hono";
-import { type CloseInfo, type Session, WsClient, wsConnection, WsHandler } from "../mod.ts";
+import {
+  type BunServerWebSocketLike,
+  bunWebSocket,
+  type CloseInfo,
+  type Session,
+  WsClient,
+  wsConnection,
+  WsHandler,
+} from "../mod.ts";
 import { upgradeSession, websocket } from "../src/hono.ts";
 import { assertNoLeaks, waitFor } from "./helpers/util.ts";
 import { current } from "./helpers/runtimes.ts";
@@ -172,5 +180,54 @@ describe(`ws on ${current}: Bun's shared websocket table`, { timeout: 60_000 }, 
     ws.close();
     await getty.close();
     await server.close();
+  });
+
+  it("an upgraded socket that closes before it opens frees its maxConnections slot; one that opens gets a session (Bun only)", async (t) => {
+    if (current !== "bun") return t.skip("Bun only: Deno has no shared table");
+    // Bun calls open right after the handshake on a real socket, so the close-before-open order is driven through
+    // the table itself, with a server whose upgrade only records the socket's `data`.
+    const table = bunWebSocket();
+    const sockets: BunServerWebSocketLike[] = [];
+    const sent: unknown[] = [];
+    const server = {
+      upgrade(_request: Request, options: { data: unknown }): boolean {
+        const socket = {
+          data: options.data,
+          readyState: 1,
+          binaryType: "",
+          send: (m: unknown) => (sent.push(m), 1),
+          getBufferedAmount: () => 0,
+          ping() {},
+          pause() {},
+          resume() {},
+          // As Bun does, the table hears of the close afterwards.
+          close: (code?: number, reason?: string) =>
+            queueMicrotask(() => table.close(socket, code ?? 1005, reason ?? "")),
+        };
+        sockets.push(socket);
+        return true;
+      },
+      requestIP: () => ({ address: "127.0.0.1", port: 1, family: "IPv4" }),
+    };
+    const opened: Session<Msg>[] = [];
+    const handler = new WsHandler<Msg>((s) => {
+      opened.push(s);
+      echo(s);
+    }, { maxConnections: 1 });
+    const upgrade = () => handler.fetch(new Request("http://x/ws", { headers: upgradeHeaders({}) }), server);
+    assert.equal((await upgrade()).status, 200);
+    assert.equal((await upgrade()).status, 503, "the pending upgrade holds the only slot");
+    table.close(sockets[0], 1006, "");
+    assert.equal((await upgrade()).status, 200, "closed before open: its slot is free again");
+    table.open(sockets[1]);
+    await waitFor(() => opened.length === 1);
+    table.message(sockets[1], "x");
+    await waitFor(() => sent.length === 1);
+    assert.equal(sent[0], "echo:x");
+    assert.equal((await upgrade()).status, 503, "the open session holds the slot");
+    table.open(sockets[0]); // a late open of the aborted socket does nothing
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(opened.length, 1);
+    await handler.close();
   });
 });

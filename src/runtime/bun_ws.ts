@@ -25,7 +25,7 @@
  */
 import { formatAddr } from "../transport.ts";
 import { BUN_WS_EVENTS, type BunServerWebSocketLike, bunWebSocket, type BunWsEvents } from "../ws/bun_table.ts";
-import { closedError, MessageTransport, type MessageTransportInit, type SendStatus } from "../ws/message_transport.ts";
+import { closedError, MessageTransport, type SendStatus, upgradeInit } from "../ws/message_transport.ts";
 import { openClientSocket } from "../ws/std_transport.ts";
 import type { WsConnectRequest, WsListener, WsRuntime, WsServeOptions, WsUpgradeRequest } from "../ws/types.ts";
 
@@ -37,94 +37,94 @@ type BunWebSocketCtor = new (
   options: { protocols?: string[]; headers?: Record<string, string>; tls?: { ca?: string[] } },
 ) => WebSocket;
 
-/** One socket upgraded by `server.upgrade()`, as a {@link MessageTransport}. */
-class BunServerTransport extends MessageTransport {
-  readonly #ws: BunWs;
+/**
+ * One socket upgraded by `server.upgrade()`, as a {@link MessageTransport}. It is also the socket's `ws.data`
+ * and its handlers under {@link BUN_WS_EVENTS}, so the table reaches it in one step from the socket.
+ */
+class BunServerTransport extends MessageTransport implements BunWsEvents {
+  readonly [BUN_WS_EVENTS]: BunWsEvents = this;
+  #ws?: BunWs;
+  /** The upgrade, until Bun opens the socket (or closes it before that). */
+  #upgrade?: WsUpgradeRequest;
 
-  constructor(ws: BunWs, init: MessageTransportInit) {
-    super(init);
-    this.#ws = ws;
-    ws.binaryType = "uint8array";
+  constructor(o: WsUpgradeRequest) {
+    super({ ...upgradeInit(o), canPing: true });
+    this.#upgrade = o;
   }
 
   protected sendMessage(chunk: Uint8Array | string): SendStatus {
-    const status = this.#ws.send(chunk);
+    const ws = this.#ws!;
+    const status = ws.send(chunk);
     if (status > 0) return "sent";
     if (status === -1) return "queued";
-    if (this.#ws.readyState !== 1) throw closedError();
+    if (ws.readyState !== 1) throw closedError();
     return chunk.length === 0 ? "sent" : "dropped"; // Bun returns 0 for an empty message it did send
   }
 
   protected get bufferedAmount(): number {
-    return this.#ws.readyState === 1 ? this.#ws.getBufferedAmount() : 0;
+    const ws = this.#ws;
+    return ws !== undefined && ws.readyState === 1 ? ws.getBufferedAmount() : 0;
   }
 
   protected override pingSocket(): void {
-    this.#ws.ping();
+    this.#ws?.ping();
   }
 
   protected override pauseSocket(): void {
-    this.#ws.pause();
+    this.#ws?.pause();
   }
 
   protected override resumeSocket(): void {
-    this.#ws.resume();
+    this.#ws?.resume();
   }
 
   protected closeSocket(code: number | undefined, reason: string | undefined): void {
     try {
-      this.#ws.close(code, reason);
+      this.#ws?.close(code, reason);
     } catch {
       // Already closed.
     }
   }
 
-  /** The handlers the table calls for this socket. */
-  events(): Omit<BunWsEvents, "open"> {
-    return {
-      message: (message) => this.received(message),
-      drain: () => this.drained(),
-      pong: () => this.ponged(),
-      close: (code, reason, maxPayloadLength) => {
-        if (code === 1006 && reason === "WebSocket timed out from inactivity") {
-          this.ended({ code, reason, kind: "idle" });
-        } else if (code === 1006 && reason === "Received too big message") {
-          this.ended({ code, reason, kind: "tooBig", limit: maxPayloadLength });
-        } else {
-          this.ended({ code, reason, error: code === 1006 ? reason : undefined });
-        }
-        this.socketClosed();
-      },
-    };
+  // ---- the table's calls (BunWsEvents) -------------------------------------------------------------------
+
+  bunOpen(ws: BunServerWebSocketLike): void {
+    const upgrade = this.#upgrade;
+    if (upgrade === undefined) return;
+    this.#upgrade = undefined;
+    this.#ws = ws as BunWs;
+    this.#ws.binaryType = "uint8array";
+    upgrade.onOpen(this);
   }
-}
 
-/** `ws.data` of a socket getty upgraded: the table finds its handlers under {@link BUN_WS_EVENTS}. */
-class BunConnection {
-  [BUN_WS_EVENTS]: BunWsEvents;
+  bunMessage(message: string | Uint8Array): void {
+    this.received(message);
+  }
 
-  constructor(o: WsUpgradeRequest) {
-    const idle = () => {};
-    this[BUN_WS_EVENTS] = {
-      open: (ws: BunServerWebSocketLike) => {
-        const transport = new BunServerTransport(ws as BunWs, {
-          localAddr: o.localAddr,
-          remoteAddr: o.remoteAddr,
-          url: o.request.url,
-          protocol: o.protocol ?? "",
-          headers: o.requestHeaders,
-          context: o.context,
-          heartbeat: o.heartbeat,
-          canPing: true,
-        });
-        this[BUN_WS_EVENTS] = { open: idle, ...transport.events() };
-        o.onOpen(transport);
-      },
-      message: idle,
-      drain: idle,
-      pong: idle,
-      close: () => o.onAbort(),
-    };
+  bunDrain(): void {
+    this.drained();
+  }
+
+  bunPong(): void {
+    this.ponged();
+  }
+
+  bunClose(code: number, reason: string, maxPayloadLength: number): void {
+    const upgrade = this.#upgrade;
+    if (upgrade !== undefined) {
+      // Closed before it opened: no session exists yet.
+      this.#upgrade = undefined;
+      upgrade.onAbort();
+      return;
+    }
+    if (code === 1006 && reason === "WebSocket timed out from inactivity") {
+      this.ended({ code, reason, kind: "idle" });
+    } else if (code === 1006 && reason === "Received too big message") {
+      this.ended({ code, reason, kind: "tooBig", limit: maxPayloadLength });
+    } else {
+      this.ended({ code, reason, error: code === 1006 ? reason : undefined });
+    }
+    this.socketClosed();
   }
 }
 
@@ -145,7 +145,7 @@ export const bunWsRuntime: WsRuntime = {
     o.headers?.forEach((v, k) => (headers[k] = v));
     // Bun answers the client's first offer when no protocol header is set; set ours explicitly.
     if (o.protocol !== undefined) headers["sec-websocket-protocol"] = o.protocol;
-    const upgraded = o.server.upgrade(o.request, { data: new BunConnection(o), headers });
+    const upgraded = o.server.upgrade(o.request, { data: new BunServerTransport(o), headers });
     return upgraded ? new Response(null) : undefined;
   },
 

@@ -22,7 +22,7 @@
  */
 import { openClientSocket, StdWebSocketTransport } from "../ws/std_transport.ts";
 import type { WsConnectRequest, WsListener, WsRuntime, WsServeOptions, WsUpgradeRequest } from "../ws/types.ts";
-import type { MessageTransport } from "../ws/message_transport.ts";
+import { type MessageTransport, upgradeInit } from "../ws/message_transport.ts";
 import { formatAddr } from "../transport.ts";
 
 /** Deno's `WebSocket` constructor with its non-standard options object. */
@@ -46,17 +46,7 @@ function upgrade(o: WsUpgradeRequest): Response | undefined {
   const onOpen = () => {
     socket.removeEventListener("close", onClose);
     o.onOpen(
-      new StdWebSocketTransport({
-        socket,
-        localAddr: o.localAddr,
-        remoteAddr: o.remoteAddr,
-        url: o.request.url,
-        protocol: o.protocol ?? "",
-        headers: o.requestHeaders,
-        context: o.context,
-        heartbeat: o.heartbeat,
-        anyCloseCode: true,
-      }),
+      new StdWebSocketTransport({ ...upgradeInit(o), socket, anyCloseCode: true }),
     );
   };
   const onClose = () => {

@@ -21,13 +21,16 @@ export interface BunServerWebSocketLike {
   close(code?: number, reason?: string): void;
 }
 
-/** Per-socket handlers getty attaches under {@link BUN_WS_EVENTS} in `ws.data`. @internal */
+/**
+ * Per-socket handlers getty attaches under {@link BUN_WS_EVENTS} in `ws.data`: the socket's transport itself once
+ * it exists (methods on one class, so every socket's call site sees the same target). @internal
+ */
 export interface BunWsEvents {
-  open(ws: BunServerWebSocketLike): void;
-  message(message: string | Uint8Array): void;
-  drain(): void;
-  close(code: number, reason: string, maxPayloadLength: number): void;
-  pong(): void;
+  bunOpen(ws: BunServerWebSocketLike): void;
+  bunMessage(message: string | Uint8Array): void;
+  bunDrain(): void;
+  bunClose(code: number, reason: string, maxPayloadLength: number): void;
+  bunPong(): void;
 }
 
 /** Key of getty's per-socket handlers in `ws.data` (registered, so two copies of the library agree). @internal */
@@ -204,35 +207,35 @@ export function bunWebSocket(options: BunWebSocketOptions = {}): BunWebSocketTab
     perMessageDeflate,
     open(ws) {
       const events = eventsOf(ws);
-      if (events) return events.open(ws);
+      if (events) return events.bunOpen(ws);
       if (fallback && handled(ws)) return void fallback.open?.(ws);
       orphans.add(ws);
       foreign(ws);
     },
     message(ws, message) {
       const events = eventsOf(ws);
-      if (events) events.message(message);
+      if (events) events.bunMessage(message);
       else if (fallback && !orphans.has(ws)) fallback.message?.(ws, message);
     },
     drain(ws) {
       const events = eventsOf(ws);
-      if (events) events.drain();
+      if (events) events.bunDrain();
       else if (fallback && !orphans.has(ws)) fallback.drain?.(ws);
     },
     close(ws, code, reason) {
       const events = eventsOf(ws);
-      if (events) events.close(code, reason, maxPayloadLength);
+      if (events) events.bunClose(code, reason, maxPayloadLength);
       else if (orphans.has(ws)) orphans.delete(ws);
       else fallback?.close?.(ws, code, reason);
     },
     ping(ws, data) {
       const events = eventsOf(ws);
-      if (events) events.pong();
+      if (events) events.bunPong();
       else if (fallback && !orphans.has(ws)) fallback.ping?.(ws, data);
     },
     pong(ws, data) {
       const events = eventsOf(ws);
-      if (events) events.pong();
+      if (events) events.bunPong();
       else if (fallback && !orphans.has(ws)) fallback.pong?.(ws, data);
     },
     error(error, ws) {

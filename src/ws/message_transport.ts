@@ -17,7 +17,7 @@
  */
 import { ConnectionError, type GettyError, MessageTooLongError } from "../errors.ts";
 import type { CloseFrame, Transport, TransportSink } from "../transport.ts";
-import type { AppHeartbeat } from "./types.ts";
+import type { AppHeartbeat, WsUpgradeRequest } from "./types.ts";
 
 /** What the runtime did with a message: took it, queued it behind a backlog, or dropped it. */
 export type SendStatus = "sent" | "queued" | "dropped";
@@ -73,6 +73,19 @@ export interface MessageTransportInit {
   readonly heartbeat?: AppHeartbeat;
   /** The runtime can send a ping frame ({@link MessageTransport.pingSocket}). */
   readonly canPing: boolean;
+}
+
+/** What a server socket's transport is built from, taken from its upgrade (the runtime adds `canPing`). */
+export function upgradeInit(o: WsUpgradeRequest): Omit<MessageTransportInit, "canPing"> {
+  return {
+    localAddr: o.localAddr,
+    remoteAddr: o.remoteAddr,
+    url: o.request.url,
+    protocol: o.protocol ?? "",
+    headers: o.requestHeaders,
+    context: o.context,
+    heartbeat: o.heartbeat,
+  };
 }
 
 /** The error of a write or close on a connection that is gone. */
