@@ -88,12 +88,53 @@ function summarize(spec, byLoad) {
       ["server CPU (cores busy)", fmt(raw.cpuShare, 2), fmt(lib.cpuShare, 2), fmtRatio(lib.cpuShare / raw.cpuShare)]
         .concat(["—", undefined]),
     ];
+    if (t.throughput && load.throughputTarget) {
+      // A saturated server's throughput is the inverse of its CPU per package, so the throughput target leaves the
+      // library this much CPU per package on top of raw's: the scale of what it may do per package.
+      const extraNs = (lib.cpu - raw.cpu) * 1000;
+      const budgetNs = raw.cpu * 1000 * (1 / t.throughput - 1);
+      cells.push([
+        "server CPU per package over raw (ns)",
+        "",
+        `${extraNs >= 0 ? "+" : ""}${fmt(extraNs, 0)}`,
+        "",
+        `≤ +${fmt(budgetNs, 0)} at ${t.throughput}×`,
+        undefined,
+      ]);
+    }
     if (spec.datagrams) {
       cells.push(["loss (lost / sent)", fmtPct(raw.loss), fmtPct(lib.loss), "", "—", undefined]);
     }
     rows.push({ name, label: load.label, m, cells });
   }
   return rows;
+}
+
+/** The reference servers (another framework layer, run in the same rounds) against raw, one line per load. */
+function referenceLines(spec, byLoad) {
+  const out = [];
+  for (const [kind, title] of Object.entries(spec.references ?? {})) {
+    const parts = [];
+    for (const [name, byKind] of Object.entries(byLoad)) {
+      if (!byKind[kind]) continue;
+      const raw = valid(byKind.raw);
+      const ref = valid(byKind[kind]);
+      const lib = valid(byKind.library);
+      const ratio = (pick) => median(ref.map(pick)) / median(raw.map(pick));
+      const libCpu = median(lib.map((r) => r.server_cpu_s_per_mpkg));
+      parts.push(
+        `${name} ${fmtRatio(ratio((r) => r.msgs_per_s))} throughput, ` +
+          `${fmtRatio(ratio((r) => r.server_cpu_s_per_mpkg))} CPU per package ` +
+          `(library ${fmtRatio(libCpu / median(raw.map((r) => r.server_cpu_s_per_mpkg)))}), ` +
+          `p99 ${fmtRatio(ratio((r) => r.lat_us.p99))}` +
+          (ref.length < byKind[kind].length
+            ? ` (${ref.length} of ${byKind[kind].length} runs; others disturbed or invalid)`
+            : ""),
+      );
+    }
+    if (parts.length) out.push(`For reference, ${title} against raw in the same runs: ${parts.join("; ")}.`, "");
+  }
+  return out;
 }
 
 function idleRows(idle) {
@@ -149,6 +190,7 @@ function section(spec, res) {
   }
   if (res.idle) out.push(...idleRows(res.idle));
   out.push("");
+  out.push(...referenceLines(spec, res.loads));
   const notes = [];
   for (const row of rows) {
     for (const kind of SERVERS) {
@@ -174,7 +216,7 @@ function section(spec, res) {
     }
   }
   for (const [name, byKind] of Object.entries(res.loads)) {
-    for (const kind of SERVERS) {
+    for (const kind of Object.keys(byKind)) {
       for (const r of byKind[kind]) if (r.errors) notes.push(`${name}/${kind} invalid run: ${r.first_error}`);
     }
   }
@@ -186,7 +228,9 @@ function section(spec, res) {
   );
   out.push("");
   for (const [name, byKind] of Object.entries(res.loads)) {
-    for (const kind of SERVERS) out.push(`- ${name} / ${kind}: ${byKind[kind].map(loadRunText).join(" | ")}`);
+    for (const kind of Object.keys(byKind)) {
+      out.push(`- ${name} / ${kind}: ${byKind[kind].map(loadRunText).join(" | ")}`);
+    }
   }
   if (res.idle) {
     for (const kind of SERVERS) out.push(`- idle / ${kind}: ${res.idle[kind].map(idleRunText).join(" | ")}`);
@@ -225,12 +269,15 @@ function cronSection(c) {
 export function report(results, ctx) {
   const { info } = ctx;
   const names = Object.keys(results.transports);
+  const refs = names.flatMap((t) => Object.keys(ctx.transports[t].references ?? {}).map((k) => `/${k} (${t})`)).join(
+    "",
+  );
   const out = [`# getty-ts benchmark: ${ctx.runtime} (${names.map((t) => ctx.transports[t].title).join(", ")})`, ""];
   out.push(
     `${new Date(results.started).toISOString()} · library ${info.library} · ${info.runtime} · ` +
       `${info.nproc} × ${info.cpu} · ` +
       `${info.memGiB} GiB · Linux ${info.kernel} · ${info.pinned} · ${ctx.runs} runs per server per load, ` +
-      `interleaved raw/library, medians · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
+      `interleaved raw/library${refs}, medians · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
       `${ctx.quick ? " · **--quick**" : ""} · total ${fmt(ctx.elapsedS / 60, 1)} min`,
   );
   out.push("");

@@ -97,7 +97,10 @@ const TRANSPORTS = {
     servers: {
       raw: { deno: "bench/raw_ws_deno.ts", bun: "bench/raw_ws_bun.ts" },
       library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
+      hono: { deno: "bench/hono_ws.ts", bun: "bench/hono_ws.ts" },
     },
+    // Run in the same interleaved rounds and reported against raw under the table: another framework layer's cost.
+    references: { hono: "hono's own `upgradeWebSocket` helper (bench/hono_ws.ts)" },
     serverArgs: ["--transport", "ws"],
     denoFlags: [],
     loadgenArgs: ["--transport", "ws", "--path", "/ws"],
@@ -509,9 +512,10 @@ for (const t of TRANSPORT_NAMES) {
   results.transports[t] = res;
   for (const name of CONFIGS.filter((c) => c in spec.loads)) {
     const load = spec.loads[name];
-    res.loads[name] = { raw: [], library: [] };
+    const kinds = [...SERVERS, ...Object.keys(spec.references ?? {})];
+    res.loads[name] = Object.fromEntries(kinds.map((kind) => [kind, []]));
     for (let i = 0; i < RUNS; i++) {
-      for (const kind of SERVERS) {
+      for (const kind of kinds) {
         const r = await measuredRun(spec, kind, load, `${t} ${name} ${kind}`);
         res.loads[name][kind].push(r);
         log(`[bench] ${t} ${name} run ${i + 1}/${RUNS} ${kind.padEnd(7)} ${runLine(r)}`);
