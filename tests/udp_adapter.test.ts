@@ -268,6 +268,40 @@ for (const driver of udpDrivers()) {
       await peer.close();
     });
 
+    it(
+      "a burst of writes from one reused buffer arrives whole and in order",
+      T,
+      async () => {
+        // Deno's driver keeps one send in flight: Deno sends concurrent send()s of a fresh socket in reverse order
+        // (a window of 64 sends in flight, tried, delivered 64, 63, …, 0 here).
+        const peer = await rawPeer();
+        const socket = await bind();
+        const buf = new Uint8Array(200); // reused for every datagram once its write is done, as a session's slab is
+        const view = new DataView(buf.buffer);
+        let takenAtOnce = 0;
+        const count = 100;
+        for (let i = 0; i < count; i++) {
+          buf.fill(i);
+          view.setUint32(0, i);
+          const r = socket.write(buf, peer.address);
+          if (r === true) takenAtOnce++;
+          else await r;
+        }
+        // Bun's send() is synchronous: the kernel took every datagram before write() returned.
+        if (current === "bun" && name === "bun") assert.equal(takenAtOnce, count);
+        await peer.waitFor(count);
+        const got = peer.received.map((d) => d.data);
+        assert.deepEqual(got.map((d) => new DataView(d.buffer, d.byteOffset).getUint32(0)), [...Array(count).keys()]);
+        for (const [i, d] of got.entries()) {
+          assert.equal(d.length, 200);
+          assert.ok(d.subarray(4).every((b) => b === i), `datagram ${i} kept its own bytes`);
+        }
+        socket.close();
+        await socket.released;
+        await peer.close();
+      },
+    );
+
     it("resolves host names in `to`; a failed lookup is a reported send failure", T, async () => {
       const peer = await rawPeer();
       const events = new Events();
