@@ -22,8 +22,8 @@ export interface BunServerWebSocketLike {
 }
 
 /**
- * Per-socket handlers getty attaches under {@link BUN_WS_EVENTS} in `ws.data`: the socket's transport itself once
- * it exists (methods on one class, so every socket's call site sees the same target). @internal
+ * Per-socket handlers getty attaches under {@link BUN_WS_EVENTS} in `ws.data`: the socket's transport itself, made
+ * at the upgrade (methods of one class, so the table's call sites see one target for every socket). @internal
  */
 export interface BunWsEvents {
   bunOpen(ws: BunServerWebSocketLike): void;
