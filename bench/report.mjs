@@ -119,14 +119,13 @@ function referenceLines(spec, byLoad) {
       if (!byKind[kind]) continue;
       const raw = valid(byKind.raw);
       const ref = valid(byKind[kind]);
-      const lib = valid(byKind.library);
-      const ratio = (pick) => median(ref.map(pick)) / median(raw.map(pick));
-      const libCpu = median(lib.map((r) => r.server_cpu_s_per_mpkg));
+      /** Median of `pick` over `runs`, against raw's. */
+      const ratio = (runs, pick) => median(runs.map(pick)) / median(raw.map(pick));
+      const cpu = (r) => r.server_cpu_s_per_mpkg;
       parts.push(
-        `${name} ${fmtRatio(ratio((r) => r.msgs_per_s))} throughput, ` +
-          `${fmtRatio(ratio((r) => r.server_cpu_s_per_mpkg))} CPU per package ` +
-          `(library ${fmtRatio(libCpu / median(raw.map((r) => r.server_cpu_s_per_mpkg)))}), ` +
-          `p99 ${fmtRatio(ratio((r) => r.lat_us.p99))}` +
+        `${name} ${fmtRatio(ratio(ref, (r) => r.msgs_per_s))} throughput, ` +
+          `${fmtRatio(ratio(ref, cpu))} CPU per package (library ${fmtRatio(ratio(valid(byKind.library), cpu))}), ` +
+          `p99 ${fmtRatio(ratio(ref, (r) => r.lat_us.p99))}` +
           (ref.length < byKind[kind].length
             ? ` (${ref.length} of ${byKind[kind].length} runs; others disturbed or invalid)`
             : ""),
@@ -269,15 +268,16 @@ function cronSection(c) {
 export function report(results, ctx) {
   const { info } = ctx;
   const names = Object.keys(results.transports);
-  const refs = names.flatMap((t) => Object.keys(ctx.transports[t].references ?? {}).map((k) => `/${k} (${t})`)).join(
-    "",
-  );
+  // Reference servers run in the same rounds, e.g. "/hono (ws)".
+  const refs = names.flatMap((t) => Object.keys(ctx.transports[t].references ?? {}).map((k) => `/${k} (${t})`));
   const out = [`# getty-ts benchmark: ${ctx.runtime} (${names.map((t) => ctx.transports[t].title).join(", ")})`, ""];
   out.push(
     `${new Date(results.started).toISOString()} · library ${info.library} · ${info.runtime} · ` +
       `${info.nproc} × ${info.cpu} · ` +
       `${info.memGiB} GiB · Linux ${info.kernel} · ${info.pinned} · ${ctx.runs} runs per server per load, ` +
-      `interleaved raw/library${refs}, medians · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
+      `interleaved raw/library${
+        refs.join("")
+      }, medians · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
       `${ctx.quick ? " · **--quick**" : ""} · total ${fmt(ctx.elapsedS / 60, 1)} min`,
   );
   out.push("");

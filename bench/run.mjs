@@ -56,6 +56,8 @@ const WARMUP = Number(opt.warmup ?? (quick ? 0.5 : 1));
 const DURATION = Number(opt.duration ?? (quick ? 2 : 5));
 const IDLE_CONNS = Number(opt["idle-conns"] ?? (quick ? 5000 : 10000));
 const CRON_DURATION = Number(opt["cron-duration"] ?? (quick ? 2 : 10));
+/** bench/cron.ts's pause before each of its four windows (`--settle`), s. */
+const CRON_SETTLE = 10;
 const CONFIGS = (opt.configs ?? "latency,small,large,idle,cron").split(",").map((s) => s.trim()).filter(Boolean);
 const outDir = opt.out ?? path.join(benchDir, "results");
 
@@ -99,7 +101,7 @@ const TRANSPORTS = {
       library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
       hono: { deno: "bench/hono_ws.ts", bun: "bench/hono_ws.ts" },
     },
-    // Run in the same interleaved rounds and reported against raw under the table: another framework layer's cost.
+    // Servers beyond raw and library: run in the same interleaved rounds, reported against raw under the table.
     references: { hono: "hono's own `upgradeWebSocket` helper (bench/hono_ws.ts)" },
     serverArgs: ["--transport", "ws"],
     denoFlags: [],
@@ -432,16 +434,20 @@ function cronRun() {
   const file = "bench/cron.ts";
   const cmd = runtime === "deno" ? [bins.deno, "run", "-A", "--v8-flags=--expose-gc", file] : [bins.bun, file];
   return new Promise((resolve) => {
-    const child = spawnPinned([...cmd, "--json", "--duration", String(CRON_DURATION)], SERVER_CPU, {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawnPinned(
+      [...cmd, "--json", "--duration", String(CRON_DURATION), "--settle", String(CRON_SETTLE)],
+      SERVER_CPU,
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     let err = "";
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
-    const t = setTimeout(() => child.kill("SIGKILL"), (CRON_DURATION * 4 + 4 * 10 + 120) * 1000);
+    const t = setTimeout(() => child.kill("SIGKILL"), (4 * (CRON_DURATION + CRON_SETTLE) + 120) * 1000);
     child.on("close", (code) => { // after stdout is drained, unlike "exit"
       clearTimeout(t);
       const last = out.trim().split("\n").filter((l) => l.startsWith("{")).pop();
@@ -512,7 +518,7 @@ for (const t of TRANSPORT_NAMES) {
   results.transports[t] = res;
   for (const name of CONFIGS.filter((c) => c in spec.loads)) {
     const load = spec.loads[name];
-    const kinds = [...SERVERS, ...Object.keys(spec.references ?? {})];
+    const kinds = Object.keys(spec.servers); // raw, library, then any reference
     res.loads[name] = Object.fromEntries(kinds.map((kind) => [kind, []]));
     for (let i = 0; i < RUNS; i++) {
       for (const kind of kinds) {
