@@ -10,6 +10,10 @@
 // as "late". lost = timeouts - late. Losses do not make a run invalid (they are reported: loss rate); wrong
 // bytes, a datagram that was never sent, socket errors or 5 s without any echo do.
 //
+// An echo that arrives after the echo of a package sent later on the same socket counts as "reordered" (within
+// the measured window): the kernel keeps loopback datagrams in order, so these are the server's doing (e.g.
+// concurrent sends that the runtime completes out of order).
+//
 // The kernel's count of UDP receive-buffer overflows on the whole machine (RcvbufErrors in /proc/net/snmp)
 // over the run is reported too, which shows where datagrams were dropped. The load generator's own sockets get a
 // 1 MiB receive buffer; the servers keep the default (net.core.rmem_default).
@@ -29,6 +33,7 @@ typedef struct {
   int dead;
   int want_out;
   uint64_t send_seq;  // next sequence number
+  uint64_t seen_hi;   // 1 + the highest sequence number echoed so far (0: none)
   int n_out;          // packages in flight
   uint64_t *out_seq;  // their sequence numbers and send times (unordered, `depth` entries)
   uint64_t *out_at;
@@ -40,7 +45,7 @@ static size_t dgram;  // bytes of one datagram
 static uint8_t *txbuf, *rxbuf;
 static struct mmsghdr *tx_mm, rx_mm[RX_BATCH];
 static struct iovec *tx_iov, rx_iov[RX_BATCH];
-static uint64_t sent, timeouts, late, received;
+static uint64_t sent, timeouts, late, received, reordered;
 
 /** RcvbufErrors of the Udp line in /proc/net/snmp (whole machine); -1 if unreadable. */
 static long long udp_rcvbuf_errors(void) {
@@ -124,6 +129,11 @@ static int on_datagram(usock_t *s, const uint8_t *p, size_t n, int flags, uint64
     return 0;
   }
   received++;
+  if (seq + 1 < s->seen_hi) {
+    if (phase == MEASURE) reordered++;
+  } else {
+    s->seen_hi = seq + 1;
+  }
   for (int j = 0; j < s->n_out; j++) {
     if (s->out_seq[j] != seq) continue;
     if (phase == MEASURE) {
@@ -251,10 +261,10 @@ int run_udp_load(void) {
   char extra[512];
   snprintf(extra, sizeof extra,
            ",\"udp\":{\"sent\":%llu,\"received\":%llu,\"timeouts\":%llu,\"late\":%llu,\"loss_rate\":%.6f,"
-           "\"timeout_ms\":%.0f,\"rcvbuf_errors\":%lld}",
+           "\"timeout_ms\":%.0f,\"rcvbuf_errors\":%lld,\"reordered\":%llu}",
            (unsigned long long)sent, (unsigned long long)received, (unsigned long long)timeouts,
            (unsigned long long)late, sent ? (double)lost / (double)sent : 0, opt_udp_timeout * 1000,
-           rcvbuf0 >= 0 && rcvbuf1 >= 0 ? rcvbuf1 - rcvbuf0 : -1);
+           rcvbuf0 >= 0 && rcvbuf1 >= 0 ? rcvbuf1 - rcvbuf0 : -1, (unsigned long long)reordered);
   print_load_result(extra);
   return errors ? 1 : 0;
 }

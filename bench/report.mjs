@@ -20,6 +20,8 @@ const SERVERS = ["raw", "library"];
 
 /** UDP loss of one run: lost / sent over the whole run (warm-up, window and drain). */
 const lossRate = (r) => r.udp?.loss_rate ?? NaN;
+/** UDP echoes of one run that came back after a later-sent one on the same socket, per echo measured. */
+const reorderRate = (r) => (r.udp?.reordered === undefined ? NaN : r.udp.reordered / r.msgs);
 
 /**
  * Medians over the valid undisturbed runs when there are at least 3 (or all runs when fewer were made), else
@@ -52,6 +54,7 @@ function summarize(spec, byLoad) {
         lgShare: median(v.map((r) => r.loadgen_cpu_s / r.seconds)),
         loss: median(v.map(lossRate)),
         maxLoss: Math.max(0, ...v.map(lossRate).filter(Number.isFinite)),
+        reordered: median(v.map(reorderRate)),
       };
     }
     const { raw, library: lib } = m;
@@ -104,6 +107,7 @@ function summarize(spec, byLoad) {
     }
     if (spec.datagrams) {
       cells.push(["loss (lost / sent)", fmtPct(raw.loss), fmtPct(lib.loss), "", "—", undefined]);
+      cells.push(["echoes out of order", fmtPct(raw.reordered), fmtPct(lib.reordered), "", "—", undefined]);
     }
     rows.push({ name, label: load.label, m, cells });
   }
@@ -126,6 +130,7 @@ function referenceLines(spec, byLoad) {
         `${name} ${fmtRatio(ratio(ref, (r) => r.msgs_per_s))} throughput, ` +
           `${fmtRatio(ratio(ref, cpu))} CPU per package (library ${fmtRatio(ratio(valid(byKind.library), cpu))}), ` +
           `p99 ${fmtRatio(ratio(ref, (r) => r.lat_us.p99))}` +
+          (spec.datagrams ? `, echoes out of order ${fmtPct(median(ref.map(reorderRate)))}` : "") +
           (ref.length < byKind[kind].length
             ? ` (${ref.length} of ${byKind[kind].length} runs; others disturbed or invalid)`
             : ""),
@@ -169,7 +174,8 @@ function loadRunText(r) {
   if (r.errors) return "invalid";
   const u = r.udp;
   const loss = u
-    ? ` · lost ${fmtInt(u.timeouts - u.late)} of ${fmtInt(u.sent)} (kernel rcvbuf drops ${u.rcvbuf_errors})`
+    ? ` · lost ${fmtInt(u.timeouts - u.late)} of ${fmtInt(u.sent)} (kernel rcvbuf drops ${u.rcvbuf_errors})` +
+      (u.reordered === undefined ? "" : `, ${fmtInt(u.reordered)} out of order`)
     : "";
   return `${fmtInt(r.msgs_per_s)} · ${fmt(r.lat_us.p99)} · ${fmt(r.server_cpu_s_per_mpkg, 3)}${loss}` +
     (r.disturbed ? ` (disturbed: ${fmt(r.foreign * 100, 0)} %)` : "");
@@ -222,7 +228,7 @@ function section(spec, res) {
   out.push(notes.length ? notes.map((n) => `- ${n}`).join("\n") : "All runs valid (no errors, no mismatches).");
   out.push("");
   out.push(
-    `Per-run values (msgs/s · p99 µs · server CPU s/Mpkg${spec.datagrams ? " · datagrams lost" : ""}; ` +
+    `Per-run values (msgs/s · p99 µs · server CPU s/Mpkg${spec.datagrams ? " · datagrams lost, out of order" : ""}; ` +
       "“disturbed” = other processes took more than 10 % of a benchmark core during the window even after a retry):",
   );
   out.push("");
@@ -269,7 +275,11 @@ export function report(results, ctx) {
   const { info } = ctx;
   const names = Object.keys(results.transports);
   // Reference servers run in the same rounds, e.g. "/hono (ws)".
-  const refs = names.flatMap((t) => Object.keys(ctx.transports[t].references ?? {}).map((k) => `/${k} (${t})`));
+  const refs = names.flatMap((t) =>
+    Object.keys(ctx.transports[t].references ?? {})
+      .filter((k) => ctx.transports[t].servers[k]?.[ctx.runtime] !== undefined)
+      .map((k) => `/${k} (${t})`)
+  );
   const out = [`# getty-ts benchmark: ${ctx.runtime} (${names.map((t) => ctx.transports[t].title).join(", ")})`, ""];
   out.push(
     `${new Date(results.started).toISOString()} · library ${info.library} · ${info.runtime} · ` +

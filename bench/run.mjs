@@ -118,6 +118,12 @@ const TRANSPORTS = {
     servers: {
       raw: { deno: "bench/raw_udp_deno.ts", bun: "bench/raw_udp_bun.ts" },
       library: { deno: "examples/echo_server.ts", bun: "examples/echo_server.ts" },
+      // Deno only: Bun's send() is synchronous, so its raw server's echoes already leave in order.
+      ordered: { deno: ["bench/raw_udp_deno.ts", "--await-send", "1"] },
+    },
+    references: {
+      ordered: "the raw server awaiting each `send()` (`--await-send 1`; its echoes then leave in order, like the " +
+        "library's)",
     },
     serverArgs: ["--transport", "udp"],
     denoFlags: ["--unstable-net"], // Deno.listenDatagram; without it the library would fall back to node:dgram
@@ -242,7 +248,8 @@ function waitExit(child, ms) {
 
 /** Starts an echo server of `spec` (a TRANSPORTS entry); resolves once it printed `listening <transport> host:port`. */
 async function startServer(spec, kind, { gcHook = false } = {}) {
-  const file = spec.servers[kind][runtime];
+  // A server is a script, or a script and its own arguments.
+  const [file, ...ownArgs] = [spec.servers[kind][runtime]].flat();
   // The idle test preloads bench/gc_hook.ts (SIGUSR2 = full GC) into either server, so RSS can be read after a GC.
   const hook = runtime === "deno" ? ["--v8-flags=--expose-gc", "--preload", "bench/gc_hook.ts"] : [
     "--preload",
@@ -251,7 +258,7 @@ async function startServer(spec, kind, { gcHook = false } = {}) {
   const cmd = runtime === "deno"
     ? [bins.deno, "run", "-A", ...spec.denoFlags, ...(gcHook ? hook : []), file]
     : [bins.bun, ...(gcHook ? hook : []), file];
-  const argv = [...cmd, ...spec.serverArgs, "--host", "127.0.0.1", "--port", "0"];
+  const argv = [...cmd, ...spec.serverArgs, "--host", "127.0.0.1", "--port", "0", ...ownArgs];
   // Deno's raw TCP server reads into a per-connection buffer; by default as large as the library adapter's (64 KiB).
   if (kind === "raw" && runtime === "deno" && spec === TRANSPORTS.tcp && opt["raw-read-buf"]) {
     argv.push("--read-buf", opt["raw-read-buf"]);
@@ -509,7 +516,7 @@ function runLine(r) {
   return `${fmtInt(r.msgs_per_s)} msgs/s, p50 ${fmt(r.lat_us.p50)} µs, p99 ${fmt(r.lat_us.p99)} µs, ` +
     `server ${fmt(r.server_cpu_s_per_mpkg, 3)} CPU s/Mpkg (${fmt(r.server_cpu_s / r.seconds, 2)} cores), ` +
     `loadgen ${fmt((r.loadgen_cpu_s / r.seconds) * 100, 0)} %, foreign ${fmt((r.foreign ?? NaN) * 100, 0)} %` +
-    (u ? `, lost ${u.timeouts - u.late}/${u.sent} (rcvbuf drops ${u.rcvbuf_errors})` : "");
+    (u ? `, lost ${u.timeouts - u.late}/${u.sent} (rcvbuf drops ${u.rcvbuf_errors}), ${u.reordered} out of order` : "");
 }
 
 for (const t of TRANSPORT_NAMES) {
@@ -518,7 +525,8 @@ for (const t of TRANSPORT_NAMES) {
   results.transports[t] = res;
   for (const name of CONFIGS.filter((c) => c in spec.loads)) {
     const load = spec.loads[name];
-    const kinds = Object.keys(spec.servers); // raw, library, then any reference
+    // raw, library, then any reference this runtime has
+    const kinds = Object.keys(spec.servers).filter((kind) => spec.servers[kind][runtime] !== undefined);
     res.loads[name] = Object.fromEntries(kinds.map((kind) => [kind, []]));
     for (let i = 0; i < RUNS; i++) {
       for (const kind of kinds) {
