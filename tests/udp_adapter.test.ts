@@ -317,6 +317,74 @@ for (const driver of udpDrivers()) {
   });
 }
 
+/** A fake `Deno.DatagramConn`: records receive()/send() calls; the test settles them. */
+class FakeDatagramConn {
+  readonly addr = { transport: "udp" as const, hostname: "127.0.0.1", port: 4000 };
+  readonly calls: string[] = [];
+  readonly sends: Array<{ hostname: string; done: () => void }> = [];
+  #receive?: { buf: Uint8Array; resolve: (r: [Uint8Array, unknown]) => void; reject: (e: unknown) => void };
+  receive(buf: Uint8Array): Promise<[Uint8Array, unknown]> {
+    this.calls.push("receive");
+    return new Promise((resolve, reject) => (this.#receive = { buf, resolve, reject }));
+  }
+  send(_data: Uint8Array, to: { hostname: string }): Promise<number> {
+    this.calls.push(`send ${to.hostname}`);
+    return new Promise((resolve) => this.sends.push({ hostname: to.hostname, done: () => resolve(1) }));
+  }
+  /** Completes the pending receive() with `text` from 127.0.0.1:6000. */
+  arrive(text: string): void {
+    const r = this.#receive!;
+    this.#receive = undefined;
+    const b = bytes(text);
+    r.buf.set(b);
+    r.resolve([r.buf.subarray(0, b.length), { transport: "udp", hostname: "127.0.0.1", port: 6000 }]);
+  }
+  close(): void {
+    this.#receive?.reject(new Error("Interrupted"));
+  }
+}
+
+describe("udp: Deno native driver with a fake DatagramConn", { skip: current !== "deno" }, () => {
+  it("receives again only once the send a datagram's delivery started has settled (not one awaiting DNS)", async () => {
+    const deno = (globalThis as unknown as { Deno: Record<string, unknown> }).Deno;
+    const had = Object.hasOwn(deno, "listenDatagram");
+    const original = deno.listenDatagram;
+    const fake = new FakeDatagramConn();
+    deno.listenDatagram = () => fake;
+    try {
+      const { denoUdpAdapter } = await import("../src/runtime/deno_udp.ts");
+      const socket = await denoUdpAdapter.bind(bindOptions(new Events()));
+      // The session answers each datagram: "ip" to the sender's address, "name" to a host name.
+      socket.start({
+        data(chunk: Uint8Array | string, from?: PeerAddress) {
+          const to = text(chunk as Uint8Array) === "ip" ? from! : { hostname: "localhost", port: 6000 };
+          void socket.write(bytes("answer"), to);
+          return true;
+        },
+        closed() {},
+      });
+      await waitFor(() => fake.calls.length === 1, 2_000, "the first receive()");
+      fake.arrive("ip");
+      await waitFor(() => fake.sends.length === 1, 2_000, "the answer's send()");
+      await sleep(20);
+      assert.deepEqual(fake.calls, ["receive", "send 127.0.0.1"], "no receive() while that send is pending");
+      fake.sends[0].done();
+      await waitFor(() => fake.calls.length === 3, 2_000, "the next receive()");
+      assert.equal(fake.calls[2], "receive");
+      // A send to a host name is not waited for (its lookup may take long): the next receive() comes at once.
+      fake.arrive("name");
+      await waitFor(() => fake.calls.filter((c) => c === "receive").length === 3, 2_000, "a receive() meanwhile");
+      await waitFor(() => fake.sends.length === 2, 5_000, "the named send()");
+      socket.close();
+      for (const s of fake.sends) s.done();
+      await socket.released;
+    } finally {
+      if (had) deno.listenDatagram = original;
+      else delete deno.listenDatagram;
+    }
+  });
+});
+
 describe("udp: driver selection and addresses", () => {
   it("picks the driver per runtime and option", () => {
     assert.equal(resolveUdpDriver("d", "node"), "node");
