@@ -24,8 +24,9 @@
  * @module
  */
 import { formatAddr, type PeerAddress, type TransportSink } from "../transport.ts";
-import { ipFamily, normalizeHost, peer, resolveHost } from "../udp/address.ts";
+import { ipFamily, normalizeHost, peer } from "../udp/address.ts";
 import {
+  lookupPeer,
   MAX_UDP_PAYLOAD,
   type UdpAdapter,
   type UdpBindOptions,
@@ -123,15 +124,9 @@ export class BunUdpSocket implements UdpSocket {
   }
 
   async #resolveThenSend(chunk: Uint8Array, dest: PeerAddress): Promise<void> {
-    let hostname: string;
-    try {
-      hostname = await resolveHost(dest.hostname, this.family === 4 ? 4 : 0);
-    } catch (error) {
-      if (this.#done) throw closedError();
-      this.#events.sendFailed(error, dest);
-      return;
-    }
-    const r = this.write(chunk, { hostname, port: dest.port });
+    const found = await lookupPeer(dest, this.family, this.#events, () => this.#done ? closedError() : undefined);
+    if (!found) return;
+    const r = this.write(chunk, found);
     if (r !== true) await r;
   }
 

@@ -35,8 +35,9 @@
  * @module
  */
 import { formatAddr, type PeerAddress, type TransportSink } from "../transport.ts";
-import { ipFamily, normalizeHost, peer, resolveHost, samePeer } from "../udp/address.ts";
+import { ipFamily, normalizeHost, peer, samePeer } from "../udp/address.ts";
 import {
+  lookupPeer,
   MAX_UDP_PAYLOAD,
   type UdpAdapter,
   type UdpBindOptions,
@@ -145,17 +146,10 @@ class DenoUdpSocket implements UdpSocket {
     return (this.#lastSend = this.#send(chunk, dest.hostname, dest));
   }
 
-  /** A datagram to a host name: resolved first (cached per host by `resolveHost`). */
+  /** A datagram to a host name: looked up first (cached per host). */
   async #sendNamed(chunk: Uint8Array, dest: PeerAddress): Promise<void> {
-    let hostname: string;
-    try {
-      hostname = await resolveHost(dest.hostname, this.family === 4 ? 4 : 0);
-    } catch (error) {
-      if (this.#done) throw closedError();
-      this.#events.sendFailed(error, dest);
-      return;
-    }
-    return this.#send(chunk, hostname, dest);
+    const found = await lookupPeer(dest, this.family, this.#events, () => this.#done ? closedError() : undefined);
+    if (found) return this.#send(chunk, found.hostname, dest);
   }
 
   async #send(chunk: Uint8Array, hostname: string, dest: PeerAddress): Promise<void> {

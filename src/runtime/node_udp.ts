@@ -27,6 +27,7 @@ import dgram from "node:dgram";
 import { formatAddr, type PeerAddress, type TransportSink } from "../transport.ts";
 import { ipFamily, normalizeHost, peer, resolveHost, samePeer } from "../udp/address.ts";
 import {
+  lookupPeer,
   MAX_UDP_PAYLOAD,
   type UdpAdapter,
   type UdpBindOptions,
@@ -118,16 +119,10 @@ class NodeUdpSocket implements UdpSocket {
   }
 
   async #resolveThenSend(chunk: Uint8Array, to: PeerAddress): Promise<void> {
-    let hostname: string;
-    try {
-      hostname = await resolveHost(to.hostname, this.family === 4 ? 4 : 0);
-    } catch (error) {
-      if (this.#done) throw closedError();
-      this.#events.sendFailed(error, to);
-      return;
-    }
+    const found = await lookupPeer(to, this.family, this.#events, () => this.#done ? closedError() : undefined);
+    if (!found) return;
     if (this.#done) throw closedError();
-    await this.#send(chunk, { hostname, port: to.port });
+    await this.#send(chunk, found);
   }
 
   #send(chunk: Uint8Array, to: PeerAddress | undefined): Promise<void> {

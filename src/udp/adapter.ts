@@ -21,6 +21,7 @@
  * @module
  */
 import type { PeerAddress, Transport } from "../transport.ts";
+import { resolveHost } from "./address.ts";
 
 /** Largest UDP payload over IPv4 (65,535 − 8-byte UDP header − 20-byte IP header). */
 export const MAX_UDP_PAYLOAD = 65_507;
@@ -88,4 +89,25 @@ export interface UdpAdapter {
   readonly name: string;
   /** Binds (and optionally connects) a socket; resolves once bound. Rejects with the runtime's error. */
   bind(options: UdpBindOptions): Promise<UdpSocket>;
+}
+
+/**
+ * `to` with its host name looked up for a socket of `family` (for a `to` that is not an IP address). A failed
+ * lookup is reported as a failed send (`sendFailed`) and gives undefined; but when the socket closed meanwhile,
+ * `closed()` gives the error that is thrown instead.
+ */
+export async function lookupPeer(
+  to: PeerAddress,
+  family: 4 | 6,
+  events: UdpSocketEvents,
+  closed: () => Error | undefined,
+): Promise<PeerAddress | undefined> {
+  try {
+    return { hostname: await resolveHost(to.hostname, family === 4 ? 4 : 0), port: to.port };
+  } catch (error) {
+    const closedError = closed();
+    if (closedError) throw closedError;
+    events.sendFailed(error, to);
+    return undefined;
+  }
 }
