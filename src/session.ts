@@ -151,6 +151,13 @@ export function liveSessionCount(): number {
   return liveSessions;
 }
 const encoder = new TextEncoder();
+/** Smallest buffer a session copies a partial frame into (see `#cum`). */
+const CUM_MIN = 1024;
+/**
+ * Largest: a longer pending frame stays where it was read (so a peer that declares large frames and sends little
+ * cannot make each session allocate for the whole frame at once).
+ */
+const CUM_MAX = 64 * 1024;
 
 /**
  * One connection. Sessions are created by servers, clients and {@link createMemorySessionPair}; configure them
@@ -178,6 +185,12 @@ export class Session<P = Uint8Array> {
   #accLen = 0;
   /** Bytes the pending frame needs in total (its declared length), 0 when unknown. */
   #need = 0;
+  /**
+   * With `reuseReadBuffer` on a transport that reuses released reads: where the pending frame's bytes are copied, so
+   * the read they came from can be released. Reused while reads keep ending mid-frame; dropped by a read that ends on
+   * a frame boundary, or once a package in it is kept.
+   */
+  #cum: Uint8Array | undefined;
   /** Created on first use: most sessions have no attributes or close callbacks (memory per idle session). */
   #attrs: Map<unknown, unknown> | undefined;
   #callbacks: CloseCallbacks | undefined;
@@ -865,6 +878,7 @@ export class Session<P = Uint8Array> {
     this.#out.failAll(new SessionClosedError("session closed before the write was sent", { cause: this.#error }));
     this.#acc = undefined;
     this.#accLen = 0;
+    this.#cum = undefined;
     this.#finishReadable();
     const frame = this.#closeFrame ?? (this.#framing === "message" ? sent : undefined);
     const info: CloseInfo = {
@@ -999,6 +1013,7 @@ export class Session<P = Uint8Array> {
       // With reuseReadBuffer, the transport may read over these bytes unless the session still holds a view of
       // them: a partial frame, a queued package, `readable`, or an async onMessage still running (#busy).
       released = this.#config.reuseReadBuffer && !this.#retained && !this.#busy;
+      if (this.#accLen === 0) this.#cum = undefined;
       this.#retained = outerRetained;
       this.#readChunk = outerChunk; // not kept past the read (nothing may alias it afterwards)
     }
@@ -1021,12 +1036,24 @@ export class Session<P = Uint8Array> {
       // The pending frame's length is known: join only the bytes that complete it, decode that frame, then
       // decode the rest of the chunk in place (no copy of the whole chunk).
       const take = this.#need - this.#accLen;
-      this.#acc!.push(chunk.subarray(0, take));
-      const frame = concat(this.#acc!, this.#need);
+      const cum = this.#cum;
+      const inCum = cum !== undefined && cum.length >= this.#need && this.#acc!.length === 1 &&
+        this.#acc![0].buffer === cum.buffer;
+      let frame: Uint8Array;
+      if (inCum) {
+        // The pending bytes are at the start of the session's own buffer, sized to the frame: complete it there.
+        cum.set(chunk.subarray(0, take), this.#accLen);
+        frame = cum.subarray(0, this.#need);
+      } else {
+        this.#acc!.push(chunk.subarray(0, take));
+        frame = concat(this.#acc!, this.#need);
+      }
       this.#acc = undefined;
       this.#accLen = 0;
       this.#need = 0;
       this.#decodeFrom(frame);
+      // A package of that frame that is kept (queued, readable, an async onMessage) keeps the buffer too.
+      if (inCum && (this.#retained || this.#busy)) this.#cum = undefined;
       if (!this.#reading) return;
       data = chunk.subarray(take);
       if (this.#accLen > 0) {
@@ -1036,7 +1063,27 @@ export class Session<P = Uint8Array> {
         this.#acc = undefined;
         this.#accLen = 0;
       }
+    } else if (
+      this.#copiesTails() && this.#acc!.length === 1 && Math.max(this.#accLen + chunk.length, this.#need) <= CUM_MAX
+    ) {
+      // The session's own buffer holds the pending bytes: add this chunk's there, so the read can be released.
+      const pending = this.#acc![0];
+      const total = this.#accLen + chunk.length;
+      data = this.#cumFor(Math.max(total, this.#need), pending);
+      data.set(chunk, this.#accLen);
+      data = data.subarray(0, total);
+      this.#acc = undefined;
+      this.#accLen = 0;
+      if (total < this.#need) {
+        this.#acc = [data];
+        this.#accLen = total;
+        return; // the pending frame is still incomplete: nothing to parse yet
+      }
+      this.#decodeFrom(data);
+      if (this.#retained || this.#busy) this.#cum = undefined; // a package in it is kept
+      return;
     } else {
+      this.#cum = undefined; // #acc may hold a view of it now
       this.#acc!.push(owned ? chunk : chunk.slice());
       this.#accLen += chunk.length;
       if (this.#accLen < this.#need) {
@@ -1098,9 +1145,42 @@ export class Session<P = Uint8Array> {
       this.#deliver(r.pkg, undefined);
     }
     if (!this.#reading || off === data.length) return;
-    this.#retained = true;
-    this.#acc = [off === 0 ? data : data.subarray(off)]; // empty here: what was pending is part of `data`
-    this.#accLen = data.length - off;
+    const tail = off === 0 ? data : data.subarray(off);
+    this.#accLen = tail.length; // #acc is empty here: what was pending is part of `data`
+    const size = Math.max(this.#need, tail.length);
+    if (size <= CUM_MAX && this.#copiesTails()) {
+      // Copied to the session's own buffer (sized to the whole frame when declared), so the read can be released.
+      const cum = this.#cumFor(size, tail);
+      this.#acc = [cum.subarray(0, tail.length)];
+    } else {
+      this.#retained = true;
+      this.#acc = [tail];
+    }
+  }
+
+  /** Whether a partial frame is copied out of the read (reuseReadBuffer on a transport that reuses released reads). */
+  #copiesTails(): boolean {
+    return this.#reclaimsReads && this.#ownedChunks && this.#config.reuseReadBuffer;
+  }
+
+  /**
+   * The session's buffer for a pending frame of `size` bytes, holding `pending`'s bytes at its start: the current
+   * one when it is large enough and `pending` is already there, else a new one (never written over while a view of
+   * it may be kept: see `#cum`).
+   */
+  #cumFor(size: number, pending: Uint8Array): Uint8Array {
+    const cum = this.#cum;
+    if (cum !== undefined && cum.length >= size) {
+      if (pending.buffer !== cum.buffer) {
+        cum.set(pending);
+        return cum;
+      }
+      if (pending.byteOffset === 0) return cum;
+      // Further into it: a package before it may still be in use this read, so it is not written over.
+    }
+    const fresh = new Uint8Array(Math.max(size, CUM_MIN));
+    fresh.set(pending);
+    return (this.#cum = fresh);
   }
 
   /**
