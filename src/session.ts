@@ -1036,14 +1036,13 @@ export class Session<P = Uint8Array> {
       // The pending frame's length is known: join only the bytes that complete it, decode that frame, then
       // decode the rest of the chunk in place (no copy of the whole chunk).
       const take = this.#need - this.#accLen;
-      const cum = this.#cum;
-      const inCum = cum !== undefined && cum.length >= this.#need && this.#acc!.length === 1 &&
-        this.#acc![0].buffer === cum.buffer;
+      const own = this.#ownsPending(this.#need);
       let frame: Uint8Array;
-      if (inCum) {
-        // The pending bytes are at the start of the session's own buffer, sized to the frame: complete it there.
-        cum.set(chunk.subarray(0, take), this.#accLen);
-        frame = cum.subarray(0, this.#need);
+      if (own) {
+        // The pending bytes are in the session's own buffer, sized to the frame: complete it there.
+        frame = this.#cumFor(this.#need, this.#acc![0]);
+        frame.set(chunk.subarray(0, take), this.#accLen);
+        frame = frame.subarray(0, this.#need);
       } else {
         this.#acc!.push(chunk.subarray(0, take));
         frame = concat(this.#acc!, this.#need);
@@ -1052,8 +1051,7 @@ export class Session<P = Uint8Array> {
       this.#accLen = 0;
       this.#need = 0;
       this.#decodeFrom(frame);
-      // A package of that frame that is kept (queued, readable, an async onMessage) keeps the buffer too.
-      if (inCum && (this.#retained || this.#busy)) this.#cum = undefined;
+      if (own) this.#letGoOfCumIfKept();
       if (!this.#reading) return;
       data = chunk.subarray(take);
       if (this.#accLen > 0) {
@@ -1063,9 +1061,7 @@ export class Session<P = Uint8Array> {
         this.#acc = undefined;
         this.#accLen = 0;
       }
-    } else if (
-      this.#copiesTails() && this.#acc!.length === 1 && Math.max(this.#accLen + chunk.length, this.#need) <= CUM_MAX
-    ) {
+    } else if (this.#ownsPending(Math.max(this.#accLen + chunk.length, this.#need))) {
       // The session's own buffer holds the pending bytes: add this chunk's there, so the read can be released.
       const pending = this.#acc![0];
       const total = this.#accLen + chunk.length;
@@ -1080,7 +1076,7 @@ export class Session<P = Uint8Array> {
         return; // the pending frame is still incomplete: nothing to parse yet
       }
       this.#decodeFrom(data);
-      if (this.#retained || this.#busy) this.#cum = undefined; // a package in it is kept
+      this.#letGoOfCumIfKept();
       return;
     } else {
       this.#cum = undefined; // #acc may hold a view of it now
@@ -1161,6 +1157,16 @@ export class Session<P = Uint8Array> {
   /** Whether a partial frame is copied out of the read (reuseReadBuffer on a transport that reuses released reads). */
   #copiesTails(): boolean {
     return this.#reclaimsReads && this.#ownedChunks && this.#config.reuseReadBuffer;
+  }
+
+  /** Whether the pending frame, `size` bytes once joined, is (and stays) in the session's own buffer. */
+  #ownsPending(size: number): boolean {
+    return size <= CUM_MAX && this.#acc!.length === 1 && this.#copiesTails();
+  }
+
+  /** After decoding from the session's own buffer: a package in it that is kept (queued, readable, async) keeps it. */
+  #letGoOfCumIfKept(): void {
+    if (this.#retained || this.#busy) this.#cum = undefined;
   }
 
   /**
