@@ -34,6 +34,8 @@ class MemoryTransport implements Transport {
   readonly retainableChunks = true;
   /** `write` copies what it is given. */
   readonly writeTakesCopy = true;
+  /** Messages and datagrams are delivered by calls, several in one turn: stamped with a read turn, like Bun's. */
+  readonly readsInTurns: boolean;
   readonly localAddr: string;
   readonly remoteAddr: string;
   peer!: MemoryTransport;
@@ -49,6 +51,7 @@ class MemoryTransport implements Transport {
 
   constructor(framing: Framing, local: string, remote: string, window: number) {
     this.framing = framing;
+    this.readsInTurns = framing !== "stream";
     this.localAddr = local;
     this.remoteAddr = remote;
     this.#window = window;

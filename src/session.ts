@@ -28,6 +28,7 @@ import { isExactWriter } from "./codec/exact.ts";
 import { PACKAGE_COPY_MAX } from "./codec/package_bytes.ts";
 import { checkMs } from "./options.ts";
 import { NOW_UNKNOWN, Outbound, type OutboundHost, rejected, type WriteResult } from "./outbound.ts";
+import { latestReadTime, type ReadTurn, readTurn } from "./read_turn.ts";
 import { scheduler } from "./scheduler.ts";
 import { checkInt, checkWaterMarks, type SessionConfig } from "./session_options.ts";
 import type { CloseFrame, Framing, PeerAddress, Transport, TransportSink } from "./transport.ts";
@@ -216,7 +217,13 @@ export class Session<P = Uint8Array> {
   /** A graceful close that keeps reading until the peer's FIN (see #closeWith). */
   #lingering = false;
   #active = Date.now();
+  /** When the last read arrived (ms since epoch); a message read's is folded in from #readTurn when asked. */
   #lastRead = this.#active;
+  /**
+   * With #readsInTurns: the turn of the latest read not yet folded into #lastRead and #active (a read stamped with
+   * a turn instead of a clock read each: see read_turn.ts). Otherwise always undefined.
+   */
+  #readTurn: ReadTurn | undefined = undefined;
   #nextCron = Infinity;
   /**
    * No write deadline comes before this (the outbound buffer reports each new earliest one through `wakeAt`);
@@ -229,6 +236,8 @@ export class Session<P = Uint8Array> {
   readonly #reclaimsReads: boolean;
   /** The transport's {@link Transport.retainableChunks}: packages may be views of what it hands over. */
   readonly #ownedChunks: boolean;
+  /** Reads are stamped with a read turn ({@link Transport.readsInTurns} on a message or datagram transport). */
+  readonly #readsInTurns: boolean;
   #closeDeadline = Infinity;
   #readBytes = 0;
   #readPkgs = 0;
@@ -266,6 +275,7 @@ export class Session<P = Uint8Array> {
     this.#pings = typeof transport.ping === "function";
     this.#reclaimsReads = transport.reclaimsReleasedChunks === true;
     this.#ownedChunks = transport.retainableChunks === true;
+    this.#readsInTurns = transport.framing !== "stream" && transport.readsInTurns === true;
     this.#host = host;
     this.#pool = host.pool.limit === Infinity ? undefined : host.pool;
     this.#config = config;
@@ -336,8 +346,13 @@ export class Session<P = Uint8Array> {
     return { ...s, toString: () => line };
   }
 
-  /** Time of the last complete package (or open), ms since epoch. */
+  /**
+   * Time of the last complete package (or open), ms since epoch. For a message or datagram on a transport that
+   * stamps reads with a read turn (Bun's WebSocket server and UDP sockets; see README, Timers) it is the end of
+   * that turn: never older than the package, up to about a millisecond newer.
+   */
   getActive(): number {
+    if (this.#readTurn !== undefined) this.#foldReadTurn(Date.now());
     return this.#active;
   }
 
@@ -512,8 +527,7 @@ export class Session<P = Uint8Array> {
         options === undefined && this.#writer === undefined && this.#out.takesMessages &&
         (typeof pkg === "string" || pkg instanceof Uint8Array)
       ) {
-        const now = this.#inRead ? this.#lastRead : NOW_UNKNOWN;
-        this.#out.enqueueBorrowedMessage(pkg, this.#config.writeTimeout, now);
+        this.#out.enqueueBorrowedMessage(pkg, this.#config.writeTimeout, this.#readNow);
       } else {
         this.#queuePkg(pkg, options, false);
       }
@@ -547,7 +561,7 @@ export class Session<P = Uint8Array> {
         len += b.length;
       }
       const timeout = this.#timeoutOf(options);
-      const now = this.#inRead ? this.#lastRead : NOW_UNKNOWN;
+      const now = this.#readNow;
       if (this.#framing === "stream") {
         const out = this.#out;
         let off = out.reserve(len);
@@ -572,9 +586,7 @@ export class Session<P = Uint8Array> {
     withPromise: boolean,
   ): Promise<WriteResult> | undefined {
     const timeout = this.#timeoutOf(options);
-    // Within a read, the read's timestamp serves every write; elsewhere the clock is read only if a deadline is
-    // needed (the write did not leave at once).
-    const now = this.#inRead ? this.#lastRead : NOW_UNKNOWN;
+    const now = this.#readNow;
     if (!this.#encodeInPlace) return this.#queueEncoded(pkg, options, timeout, now, withPromise);
     // The fast path (kept small so the engine inlines it): encode straight into the outbound slab.
     const w = this.#writer!;
@@ -658,6 +670,14 @@ export class Session<P = Uint8Array> {
   }
 
   /** The checked `to` of a write of `len` bytes; throws when it exceeds the transport's write size. */
+  /**
+   * The time of a write: within a read, the read's timestamp serves every write; elsewhere (and in a read stamped
+   * with a turn) the clock is read only if a deadline is needed (the write did not leave at once).
+   */
+  get #readNow(): number {
+    return this.#inRead && this.#readTurn === undefined ? this.#lastRead : NOW_UNKNOWN;
+  }
+
   #destinationFor(len: number, options: number | WriteOptions | undefined): PeerAddress | undefined {
     const to = typeof options === "object" && options.to !== undefined ? checkPeer(options.to) : undefined;
     const max = this.#transport.maxWriteSize;
@@ -917,6 +937,7 @@ export class Session<P = Uint8Array> {
     }
     if (this.#state !== "open") return;
     const c = this.#config;
+    if (this.#readTurn !== undefined) this.#foldReadTurn(now);
     // Idle means the peer sent nothing: not while onOpen runs, nor while this side paused reading.
     if (c.readTimeout > 0 && this.#started && !this.#readPaused && now - this.#lastRead >= c.readTimeout) {
       this.#closeWith(new ReadTimeoutError(c.readTimeout), "error");
@@ -963,6 +984,7 @@ export class Session<P = Uint8Array> {
       this.#nextCron = Infinity;
     }
     let at = this.#nextCron;
+    if (this.#readTurn !== undefined) this.#foldReadTurn(now);
     if (c.readTimeout > 0 && !this.#readPaused) at = Math.min(at, this.#lastRead + c.readTimeout);
     if (writeDeadline < at) at = writeDeadline;
     if (at === Infinity) scheduler.cancel(this);
@@ -971,6 +993,17 @@ export class Session<P = Uint8Array> {
 
   #schedule(at: number): void {
     scheduler.schedule(this, at);
+  }
+
+  /**
+   * Folds the latest message read's turn into #lastRead and #active: the latest time that read can have arrived
+   * (the turn's end, or `now` while it is open), so a read timeout never fires early.
+   */
+  #foldReadTurn(now: number): void {
+    const at = latestReadTime(this.#readTurn!, now);
+    this.#readTurn = undefined;
+    if (at > this.#lastRead) this.#lastRead = at;
+    if (at > this.#active) this.#active = at;
   }
 
   // ---- reading ---------------------------------------------------------------------------------------------
@@ -990,11 +1023,13 @@ export class Session<P = Uint8Array> {
 
   #onData(chunk: Uint8Array | string, from?: PeerAddress): boolean {
     if (!this.#reading) return false;
-    this.#lastRead = Date.now();
-    this.#readBytes += chunk.length;
     // On a stream, everything the handlers write while this read is handled leaves in one socket write, at the
     // end. Messages and datagrams are writes of their own whatever is corked, so they skip it.
     const stream = this.#framing === "stream";
+    // A message or datagram of a runtime that delivers many per turn is stamped with the turn; others read the clock.
+    if (this.#readsInTurns) this.#readTurn = readTurn();
+    else this.#lastRead = Date.now();
+    this.#readBytes += chunk.length;
     const nested = this.#inRead;
     // Like `nested`: a read handled inside another one leaves the outer read its own state.
     const outerRetained = this.#retained;
@@ -1234,7 +1269,7 @@ export class Session<P = Uint8Array> {
 
   #deliver(pkg: P, from: PeerAddress | undefined): void {
     this.#readPkgs++;
-    this.#active = this.#lastRead;
+    if (this.#readTurn === undefined) this.#active = this.#lastRead; // else folded in from the turn when asked
     const onMessage = this.#listener.onMessage;
     if (!onMessage || this.#readableController !== undefined) this.#toReadable(pkg, onMessage);
     if (!onMessage) return;
@@ -1360,7 +1395,9 @@ export class Session<P = Uint8Array> {
     if (this.#inbound.length >= this.#config.inboundQueueLimit) return;
     if (this.#readableController && (this.#readableController.desiredSize ?? 1) <= 0) return;
     this.#readPaused = false;
-    this.#lastRead = Date.now();
+    const now = Date.now();
+    if (this.#readTurn !== undefined) this.#foldReadTurn(now);
+    this.#lastRead = now;
     this.#transport.resume();
   }
 

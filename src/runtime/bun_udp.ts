@@ -63,6 +63,8 @@ export class BunUdpSocket implements UdpSocket {
   readonly retainableChunks = true;
   /** `send()` is synchronous; a datagram the kernel could not take yet is queued as a copy. */
   readonly writeTakesCopy = true;
+  /** Bun calls `data` once per datagram, one after another for what one wake-up brought. */
+  readonly readsInTurns = true;
   readonly maxWriteSize = MAX_UDP_PAYLOAD;
   readonly hostname: string;
   readonly port: number;

@@ -43,6 +43,8 @@ type BunWebSocketCtor = new (
  */
 class BunServerTransport extends MessageTransport implements BunWsEvents {
   readonly [BUN_WS_EVENTS]: BunWsEvents = this;
+  /** Bun calls the table's `message` once per message, one after another for what one read brought. */
+  readonly readsInTurns = true;
   #ws?: BunWs;
   /** The upgrade, until Bun opens the socket (or closes it before that). */
   #upgrade?: WsUpgradeRequest;

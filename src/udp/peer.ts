@@ -36,6 +36,8 @@ export class PeerTransport implements Transport, Timed {
   readonly maxWriteSize: number | undefined;
   /** As the shared socket's. */
   readonly writeTakesCopy: boolean;
+  /** As the shared socket's. */
+  readonly readsInTurns: boolean;
   readonly localAddr: string;
   readonly remoteAddr: string;
   /** The peer. */
@@ -64,6 +66,7 @@ export class PeerTransport implements Transport, Timed {
     this.#inbox = new DatagramInbox(backlog, () => host.dropped());
     this.maxWriteSize = socket.maxWriteSize;
     this.writeTakesCopy = socket.writeTakesCopy === true;
+    this.readsInTurns = socket.readsInTurns === true;
     this.localAddr = socket.localAddr;
     this.remoteAddr = formatAddr(peer.hostname, peer.port);
     if (idleTimeout > 0) scheduler.schedule(this, this.lastSeen + idleTimeout);
