@@ -349,7 +349,7 @@ export class Session<P = Uint8Array> {
   /**
    * Time of the last complete package (or open), ms since epoch. For a message or datagram on a transport that
    * stamps reads with a read turn (Bun's WebSocket server and UDP sockets; see README, Timers) it is the end of
-   * that turn: never older than the package, up to about a millisecond newer.
+   * that turn: never older than the package, newer by at most the batch of I/O callbacks it arrived in.
    */
   getActive(): number {
     if (this.#readTurn !== undefined) this.#foldReadTurn(Date.now());

@@ -86,7 +86,7 @@ export interface Transport {
    * Message and datagram transports: true when the runtime calls `sink.data` once per message, many times in one
    * turn of the event loop (Bun's `ServerWebSocket` and UDP socket handlers). The session then stamps those reads
    * with a read turn (see `read_turn.ts`) instead of reading the clock for each. Where every read is an event-loop
-   * task of its own (Deno's ops), the turn's timer costs more than the clock reads it saves.
+   * task of its own (Deno's ops), a turn costs more than the clock read it saves.
    */
   readonly readsInTurns?: boolean;
   /** Local address as `host:port`. */

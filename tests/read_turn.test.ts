@@ -14,7 +14,7 @@ import {
   WsClient,
   WsServer,
 } from "../mod.ts";
-import { latestReadTime, READ_TURN_MS, readTurn } from "../src/read_turn.ts";
+import { latestReadTime, readTurn } from "../src/read_turn.ts";
 import { current } from "./helpers/runtimes.ts";
 import { assertNoLeaks, bytes, sleep, waitFor, within } from "./helpers/util.ts";
 
@@ -59,9 +59,9 @@ describe(`read turns on ${current}`, { timeout: 30_000 }, () => {
     busy(30);
     assert.equal(readTurn(), turn, "the turn stays open while the event loop is busy");
     const lastRead = Date.now();
-    await sleep(READ_TURN_MS + 20);
+    await new Promise((resolve) => setImmediate(resolve));
     assert.ok(turn.end >= lastRead, `end ${turn.end} is not before the last read ${lastRead}`);
-    assert.ok(turn.start <= t);
+    assert.ok(turn.end <= Date.now());
     assert.equal(latestReadTime(turn, turn.end + 1000), turn.end);
     assert.notEqual(readTurn(), turn, "a read after the turn closed opens another");
   });
@@ -108,7 +108,7 @@ describe(`read turns on ${current}`, { timeout: 30_000 }, () => {
     void a.send(bytes("y"));
     await waitFor(() => seen.length === 2);
     assert.ok(b.getActive() >= seen[1], "in the same turn");
-    await sleep(READ_TURN_MS + 20);
+    await sleep(20);
     assert.ok(b.getActive() >= seen[1], "after the turn closed");
     assert.ok(b.getActive() <= Date.now());
     await a.close();
