@@ -669,7 +669,6 @@ export class Session<P = Uint8Array> {
     return this.#out.enqueue(bytes, pkgs, timeout, now, to, withPromise, borrowed);
   }
 
-  /** The checked `to` of a write of `len` bytes; throws when it exceeds the transport's write size. */
   /**
    * The time of a write: within a read, the read's timestamp serves every write; elsewhere (and in a read stamped
    * with a turn) the clock is read only if a deadline is needed (the write did not leave at once).
@@ -678,6 +677,7 @@ export class Session<P = Uint8Array> {
     return this.#inRead && this.#readTurn === undefined ? this.#lastRead : NOW_UNKNOWN;
   }
 
+  /** The checked `to` of a write of `len` bytes; throws when it exceeds the transport's write size. */
   #destinationFor(len: number, options: number | WriteOptions | undefined): PeerAddress | undefined {
     const to = typeof options === "object" && options.to !== undefined ? checkPeer(options.to) : undefined;
     const max = this.#transport.maxWriteSize;
