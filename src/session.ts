@@ -352,7 +352,7 @@ export class Session<P = Uint8Array> {
    * that turn: never older than the package, newer by at most the batch of I/O callbacks it arrived in.
    */
   getActive(): number {
-    if (this.#readTurn !== undefined) this.#foldReadTurn(Date.now());
+    if (this.#readTurn !== undefined) this.#foldReadTurn(Date.now()); // no clock read on a session without turns
     return this.#active;
   }
 
@@ -937,7 +937,7 @@ export class Session<P = Uint8Array> {
     }
     if (this.#state !== "open") return;
     const c = this.#config;
-    if (this.#readTurn !== undefined) this.#foldReadTurn(now);
+    this.#foldReadTurn(now);
     // Idle means the peer sent nothing: not while onOpen runs, nor while this side paused reading.
     if (c.readTimeout > 0 && this.#started && !this.#readPaused && now - this.#lastRead >= c.readTimeout) {
       this.#closeWith(new ReadTimeoutError(c.readTimeout), "error");
@@ -984,7 +984,7 @@ export class Session<P = Uint8Array> {
       this.#nextCron = Infinity;
     }
     let at = this.#nextCron;
-    if (this.#readTurn !== undefined) this.#foldReadTurn(now);
+    this.#foldReadTurn(now);
     if (c.readTimeout > 0 && !this.#readPaused) at = Math.min(at, this.#lastRead + c.readTimeout);
     if (writeDeadline < at) at = writeDeadline;
     if (at === Infinity) scheduler.cancel(this);
@@ -996,11 +996,13 @@ export class Session<P = Uint8Array> {
   }
 
   /**
-   * Folds the latest message read's turn into #lastRead and #active: the latest time that read can have arrived
-   * (the turn's end, or `now` while it is open), so a read timeout never fires early.
+   * Folds the latest message read's turn, if any, into #lastRead and #active: the latest time that read can have
+   * arrived (the turn's end, or `now` while it is open), so a read timeout never fires early.
    */
   #foldReadTurn(now: number): void {
-    const at = latestReadTime(this.#readTurn!, now);
+    const turn = this.#readTurn;
+    if (turn === undefined) return;
+    const at = latestReadTime(turn, now);
     this.#readTurn = undefined;
     if (at > this.#lastRead) this.#lastRead = at;
     if (at > this.#active) this.#active = at;
@@ -1396,7 +1398,7 @@ export class Session<P = Uint8Array> {
     if (this.#readableController && (this.#readableController.desiredSize ?? 1) <= 0) return;
     this.#readPaused = false;
     const now = Date.now();
-    if (this.#readTurn !== undefined) this.#foldReadTurn(now);
+    this.#foldReadTurn(now);
     this.#lastRead = now;
     this.#transport.resume();
   }
