@@ -547,17 +547,27 @@ for (const driver of udpDrivers()) {
     it("a dual-stack endpoint (::) sees IPv4 peers as plain IPv4 and serves IPv6 clients", T, async (t) => {
       const endpoint = new UdpEndpoint<Uint8Array>({ host: "::", port: 0, driver });
       const seen: PeerAddress[] = [];
+      // An IPv4 endpoint asked to answer the same senders: a sender just reported (the fast path of a write to
+      // `from`) is still checked for its family.
+      const relay = new UdpEndpoint<Uint8Array>({ port: 0, driver });
+      await relay.runEventLoop((s) => s.setPkgHandler(codec));
+      const relayed: Array<{ sent: boolean; written: Promise<unknown> }> = [];
       try {
         await endpoint.runEventLoop((s) => {
           s.setPkgHandler(codec);
           s.setEventListener({
             onMessage: (s, p, from) => {
               seen.push(from!);
+              relayed.push({
+                sent: relay.session!.send(p, { to: from! }),
+                written: relay.session!.writePkg(p, { to: from! }).then(() => "written", (e) => e),
+              });
               void s.writePkg(p, { to: from! });
             },
           });
         });
       } catch (error) {
+        await relay.close();
         t.skip(`no IPv6 here: ${(error as Error).message}`);
         return;
       }
@@ -569,7 +579,7 @@ for (const driver of udpDrivers()) {
         s.setEventListener({ onMessage: (_s, p) => void got.push(text(p)) });
       });
       await v4.sessions[0].writePkg(bytes("v4"));
-      await waitFor(() => got.length === 1);
+      await waitFor(() => got.length === 1); // the relay's answers come from another port: the client drops them
       assert.equal(seen[0].hostname, "127.0.0.1", "IPv4-mapped sender normalised");
       let v6: UdpClient<Uint8Array> | undefined;
       try {
@@ -582,10 +592,17 @@ for (const driver of udpDrivers()) {
         await v6.sessions[0].writePkg(bytes("v6"));
         await waitFor(() => got.length === 2);
         assert.equal(seen[1].hostname, "::1");
+        assert.equal(relayed[0].sent, true);
+        assert.equal(await relayed[0].written, "written");
+        assert.equal(relayed[1].sent, false, "an IPv6 sender is no destination for an IPv4 socket");
+        const refused = await relayed[1].written;
+        assert.ok(refused instanceof InvalidOptionError && refused.option === "to.hostname", String(refused));
+        assert.equal(relay.session!.state, "open");
       } finally {
         await v6?.close();
         await v4.close();
         await endpoint.close();
+        await relay.close();
       }
     });
 

@@ -35,7 +35,7 @@
  * @module
  */
 import { formatAddr, type PeerAddress, type TransportSink } from "../transport.ts";
-import { ipFamily, normalizeHost, peer, samePeer } from "../udp/address.ts";
+import { ipFamily, isLastPeer, normalizeHost, peer, samePeer } from "../udp/address.ts";
 import {
   lookupPeer,
   MAX_UDP_PAYLOAD,
@@ -56,7 +56,7 @@ const RELEASED_BEFORE_VIEWS = 4;
 /** Size of the slabs received datagrams are copied into (a larger datagram gets a buffer of its own size). */
 const COPY_SLAB_SIZE = 64 * 1024;
 
-type Received = { data: Uint8Array; addr: Deno.Addr } | { error: unknown };
+function ignore(): void {}
 
 function closedError(): Error {
   return Object.assign(new Error("UDP socket is closed"), { code: "ERR_SOCKET_CLOSED" });
@@ -142,7 +142,7 @@ class DenoUdpSocket implements UdpSocket {
       this.#events.sendFailed(new Error("no destination for a datagram on an unconnected socket"), undefined);
       return true;
     }
-    if (ipFamily(dest.hostname) === 0) return this.#sendNamed(chunk, dest);
+    if (!isLastPeer(dest) && ipFamily(dest.hostname) === 0) return this.#sendNamed(chunk, dest);
     return (this.#lastSend = this.#send(chunk, dest.hostname, dest));
   }
 
@@ -152,14 +152,19 @@ class DenoUdpSocket implements UdpSocket {
     if (found) return this.#send(chunk, found.hostname, dest);
   }
 
-  async #send(chunk: Uint8Array, hostname: string, dest: PeerAddress): Promise<void> {
+  /** Resolves once sent or failed (a failure is reported, not thrown); rejects only once the socket is closed. */
+  #send(chunk: Uint8Array, hostname: string, dest: PeerAddress): Promise<void> {
+    if (this.#done) return Promise.reject(closedError());
+    let sending: Promise<number>;
     try {
-      if (this.#done) throw closedError();
-      await this.#conn.send(chunk, { transport: "udp", hostname, port: dest.port });
+      sending = this.#conn.send(chunk, { transport: "udp", hostname, port: dest.port });
     } catch (error) {
+      sending = Promise.reject(error);
+    }
+    return sending.then(ignore, (error) => {
       if (this.#done) throw closedError();
       this.#events.sendFailed(error, dest);
-    }
+    });
   }
 
   close(): void {
@@ -190,28 +195,28 @@ class DenoUdpSocket implements UdpSocket {
     while (!this.#done) {
       while (this.#paused && !this.#done) await this.#resumed();
       if (this.#done) return;
-      let r: Received;
+      let received: [Uint8Array, Deno.Addr] | undefined;
+      let failure: unknown;
       try {
-        const [data, addr] = await this.#conn.receive(this.#buf);
-        r = { data, addr };
+        received = await this.#conn.receive(this.#buf);
       } catch (error) {
-        r = { error };
+        failure = error;
       }
       while (this.#paused && !this.#done) await this.#resumed();
       if (this.#done) return; // Interrupted / BadResource from our own close are not reported
-      if ("error" in r) {
+      if (received === undefined) {
         // Not caused by close(): the socket is unusable.
         this.close();
-        this.#sink!.closed(r.error);
+        this.#sink!.closed(failure);
         return;
       }
-      const { hostname, port } = r.addr as Deno.NetAddr;
-      const from = peer(hostname, port);
+      const addr = received[1] as Deno.NetAddr;
+      const from = peer(addr.hostname, addr.port);
       if (this.#connect && !samePeer(from, this.#connect)) {
         this.#events.dropped("foreign");
         continue;
       }
-      this.#deliver(r.data, from);
+      this.#deliver(received[0], from);
       // The send the session started meanwhile (an answer, typically) settles before the next receive(), as in a
       // plain `receive(); await send()` loop. Deno settles a send an event-loop turn after it went out; receiving
       // at once instead found the socket empty now and then (8 KiB echo: 8,900 epoll_waits in 3 s against 170,

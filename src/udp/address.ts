@@ -49,9 +49,27 @@ function unmapped(host: string): string {
   return MAPPED.exec(host)?.[1] ?? host;
 }
 
-/** `{ hostname, port }` with the host normalised (see {@link normalizeHost}). */
+/**
+ * The address {@link peer} made last: the sender of the datagram being handled, in the common case. A write back
+ * to it (`send(pkg, { to: from })`, how a UDP server answers) needs none of the checks and lookups a destination
+ * from elsewhere needs (see {@link isLastPeer}).
+ */
+let lastPeer: PeerAddress | undefined;
+
+/** `{ hostname, port }` with the host normalised (see {@link normalizeHost}): how a driver names a sender. */
 export function peer(hostname: string, port: number): PeerAddress {
-  return { hostname: normalizeHost(hostname), port };
+  const p = { hostname: normalizeHost(hostname), port };
+  lastPeer = p;
+  return p;
+}
+
+/**
+ * Whether `to` is the very object {@link peer} made last, i.e. a sender as a driver reported it: a normalised IP
+ * literal and a port the runtime gave. (Its fields are readonly; a caller that changed them anyway gets what the
+ * runtime makes of them, reported as a failed send.)
+ */
+export function isLastPeer(to: PeerAddress): boolean {
+  return to === lastPeer;
 }
 
 /** The key of a peer in maps: normalised host and port. */

@@ -11,7 +11,7 @@ import { checkFunction, optInt } from "../options.ts";
 import { rejected } from "../outbound.ts";
 import { Session, type WriteOptions, type WriteResult } from "../session.ts";
 import { formatAddr, type PeerAddress } from "../transport.ts";
-import { ipFamily, normalizeHost, resolveHost } from "./address.ts";
+import { ipFamily, isLastPeer, normalizeHost, resolveHost } from "./address.ts";
 import type { DropReason, UdpSocketEvents } from "./adapter.ts";
 import { resolveUdpDriver, type UdpDriver, type UdpDriverName } from "./select.ts";
 
@@ -128,33 +128,34 @@ export function errorText(error: unknown): string {
 const NO_DESTINATION =
   "an unconnected UDP endpoint session needs a destination: writePkg(pkg, { to: { hostname, port } }), e.g. the `from` of onMessage";
 
-/** Where a write goes: an IP literal now, a host name being resolved, or a refusal. */
-type Destination =
-  | { readonly to: PeerAddress }
-  | { readonly lookup: Promise<PeerAddress> }
-  | { readonly error: InvalidOptionError };
-
-function destination(options: number | WriteOptions | undefined, family: 4 | 6): Destination {
+/**
+ * Where a write goes: an IP literal now (`to` itself when it is one already), a host name being resolved, or a
+ * refusal. Nothing is allocated for the common answer to a sender (`{ to: from }`).
+ */
+function destination(
+  options: number | WriteOptions | undefined,
+  family: 4 | 6,
+): PeerAddress | Promise<PeerAddress> | InvalidOptionError {
   const to = typeof options === "object" && options !== null ? options.to : undefined;
-  if (to === undefined) return { error: new InvalidOptionError("to", NO_DESTINATION) };
+  if (to === undefined) return new InvalidOptionError("to", NO_DESTINATION);
   if (typeof to !== "object" || to === null || typeof to.hostname !== "string" || to.hostname.length === 0) {
-    return { error: new InvalidOptionError("to.hostname", "must be a non-empty host name or IP address") };
+    return new InvalidOptionError("to.hostname", "must be a non-empty host name or IP address");
   }
   const port = to.port;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    return { error: new InvalidOptionError("to.port", `must be an integer in [1, 65535] (got ${String(port)})`) };
+    return new InvalidOptionError("to.port", `must be an integer in [1, 65535] (got ${String(port)})`);
   }
+  // The sender of the datagram being handled: an IP literal, normalised; only its family is left to check.
+  if (isLastPeer(to) && (family === 6 || !to.hostname.includes(":"))) return to;
   const hostname = normalizeHost(to.hostname);
   const fam = ipFamily(hostname);
   if (fam === 6 && family === 4) {
-    return {
-      error: new InvalidOptionError(
-        "to.hostname",
-        `IPv6 destination ${hostname} on an IPv4 socket: bind the endpoint to "::"`,
-      ),
-    };
+    return new InvalidOptionError(
+      "to.hostname",
+      `IPv6 destination ${hostname} on an IPv4 socket: bind the endpoint to "::"`,
+    );
   }
-  if (fam !== 0) return { to: { hostname, port } };
+  if (fam !== 0) return hostname === to.hostname ? to : { hostname, port };
   const lookup = resolveHost(hostname, family === 4 ? 4 : 0).then(
     (ip) => ({ hostname: ip, port }),
     (error: unknown) => {
@@ -162,11 +163,13 @@ function destination(options: number | WriteOptions | undefined, family: 4 | 6):
     },
   );
   lookup.catch(() => {});
-  return { lookup };
+  return lookup;
 }
 
+/** `options` with `to` as destination (`options` itself when that is its `to` already). */
 function withTo(options: number | WriteOptions | undefined, to: PeerAddress): WriteOptions {
-  return typeof options === "object" && options !== null ? { ...options, to } : { to };
+  if (typeof options !== "object" || options === null) return { to };
+  return options.to === to ? options : { ...options, to };
 }
 
 /**
@@ -192,9 +195,9 @@ export function requireDestination<P>(
     write: (o: WriteOptions) => Promise<WriteResult>,
   ): Promise<WriteResult> => {
     const d = destination(options, family);
-    if ("error" in d) return rejected(d.error);
-    if ("to" in d) return write(withTo(options, d.to));
-    const p = d.lookup.then((to) => write(withTo(options, to)));
+    if (d instanceof InvalidOptionError) return rejected(d);
+    if (!(d instanceof Promise)) return write(withTo(options, d));
+    const p = d.then((to) => write(withTo(options, to)));
     p.catch(() => {});
     return p;
   };
@@ -209,13 +212,13 @@ export function requireDestination<P>(
   define("send", (pkg: P, options?: number | WriteOptions): boolean => {
     if (session.isClosed()) return send.call(session, pkg, options);
     const d = destination(options, family);
-    if ("error" in d) {
-      getLogger().debug("udp send refused", { session: session.id, error: d.error.message });
+    if (d instanceof InvalidOptionError) {
+      getLogger().debug("udp send refused", { session: session.id, error: d.message });
       return false;
     }
-    if ("to" in d) return send.call(session, pkg, withTo(options, d.to));
+    if (!(d instanceof Promise)) return send.call(session, pkg, withTo(options, d));
     const wanted = (options as WriteOptions).to!;
-    d.lookup.then(
+    d.then(
       (to) => void send.call(session, pkg, withTo(options, to)),
       (error: ConnectionError) => lookupFailed(error, wanted),
     );
