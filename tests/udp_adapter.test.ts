@@ -339,19 +339,35 @@ class FakeDatagramConn {
     r.buf.set(b);
     r.resolve([r.buf.subarray(0, b.length), { transport: "udp", hostname: "127.0.0.1", port: 6000 }]);
   }
+  /** Fails the pending receive() with `error`, as a socket failing on its own would. */
+  fail(error: Error): void {
+    const r = this.#receive!;
+    this.#receive = undefined;
+    r.reject(error);
+  }
   close(): void {
     this.#receive?.reject(new Error("Interrupted"));
   }
 }
 
+/** Runs `fn` with `Deno.listenDatagram` returning `fake`. */
+async function withFakeConn(fake: FakeDatagramConn, fn: () => Promise<void>): Promise<void> {
+  const deno = (globalThis as unknown as { Deno: Record<string, unknown> }).Deno;
+  const had = Object.hasOwn(deno, "listenDatagram");
+  const original = deno.listenDatagram;
+  deno.listenDatagram = () => fake;
+  try {
+    await fn();
+  } finally {
+    if (had) deno.listenDatagram = original;
+    else delete deno.listenDatagram;
+  }
+}
+
 describe("udp: Deno native driver with a fake DatagramConn", { skip: current !== "deno" }, () => {
   it("receives again only once the send a datagram's delivery started has settled (not one awaiting DNS)", async () => {
-    const deno = (globalThis as unknown as { Deno: Record<string, unknown> }).Deno;
-    const had = Object.hasOwn(deno, "listenDatagram");
-    const original = deno.listenDatagram;
     const fake = new FakeDatagramConn();
-    deno.listenDatagram = () => fake;
-    try {
+    await withFakeConn(fake, async () => {
       const { denoUdpAdapter } = await import("../src/runtime/deno_udp.ts");
       const socket = await denoUdpAdapter.bind(bindOptions(new Events()));
       // The session answers each datagram: "ip" to the sender's address, "name" to a host name.
@@ -378,10 +394,43 @@ describe("udp: Deno native driver with a fake DatagramConn", { skip: current !==
       socket.close();
       for (const s of fake.sends) s.done();
       await socket.released;
-    } finally {
-      if (had) deno.listenDatagram = original;
-      else delete deno.listenDatagram;
-    }
+    });
+  });
+
+  it("holds a datagram that arrives while paused until resumed (not inside resume()); a failed receive() is reported once", async () => {
+    const fake = new FakeDatagramConn();
+    await withFakeConn(fake, async () => {
+      const { denoUdpAdapter } = await import("../src/runtime/deno_udp.ts");
+      const socket = await denoUdpAdapter.bind(bindOptions(new Events()));
+      const got: string[] = [];
+      const closed: unknown[] = [];
+      socket.start({
+        data(chunk: Uint8Array | string) {
+          got.push(text(chunk as Uint8Array));
+          return true;
+        },
+        closed: (error) => void closed.push(error),
+      });
+      await waitFor(() => fake.calls.length === 1, 2_000, "the first receive()");
+      socket.pause();
+      fake.arrive("held");
+      await sleep(20);
+      assert.deepEqual(got, [], "nothing is delivered while paused");
+      assert.deepEqual(fake.calls, ["receive"], "no receive() while paused");
+      socket.resume();
+      assert.deepEqual(got, [], "the held datagram is not delivered inside resume()");
+      await waitFor(() => got.length === 1, 2_000, "the held datagram");
+      assert.deepEqual(got, ["held"]);
+      await waitFor(() => fake.calls.length === 2, 2_000, "the next receive()");
+      socket.resume(); // not paused: nothing happens (no second receive())
+      await sleep(10);
+      assert.deepEqual(fake.calls, ["receive", "receive"]);
+      fake.fail(new Error("socket broke"));
+      await within(socket.released, 2_000, "released after the failure");
+      assert.equal(closed.length, 1);
+      assert.equal((closed[0] as Error).message, "socket broke");
+      assert.deepEqual(fake.calls, ["receive", "receive"], "no receive() after the failure");
+    });
   });
 });
 
