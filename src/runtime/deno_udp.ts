@@ -14,9 +14,8 @@
  * Writes are `send()` calls, one in flight at a time (the session awaits each, which keeps them in order). After
  * delivering a datagram the reader waits for the send the session started meanwhile to an address (typically an
  * answer) before its next `receive()` (why: see {@link DenoUdpSocket.#handle}). The reader is a chain of
- * callbacks, not an `async` loop: per datagram that saved a fifth of the library's JavaScript
- * (bench/micro_udp_deno.ts: 482 → 390–450 ns, the raw loop 370–395; one core against the loop: 1.025× the
- * datagrams per second on 64-byte echo, 1.033× on 8 KiB).
+ * callbacks, not an `async` loop, which costs less per datagram (bench/micro_udp_deno.ts: 482 → 390–450 ns, the
+ * raw loop 370–395; one core against the loop: 1.025× the datagrams per second on 64-byte echo, 1.033× on 8 KiB).
  * `listenDatagram` has no `connect`: a connected socket is emulated (writes go to the peer, datagrams from
  * other addresses are dropped as `"foreign"`).
  *
