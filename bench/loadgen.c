@@ -3,13 +3,16 @@
 // Load mode (default):
 //   loadgen --port P [--host 127.0.0.1] [--transport tcp|ws|udp] [--path /ws] [--conns N] [--depth D]
 //           [--size BYTES] [--warmup S] [--duration S] [--drain S] [--server-pid PID] [--udp-timeout S]
+//           [--busy-poll 1]
 //   Opens N connections (UDP: N connected sockets) and keeps D packages in flight on each. The payload of
 //   package n on connection c is derived from (c, n), so every echoed byte is verified. After `warmup` seconds it
 //   measures for `duration` seconds: completed round trips, latency (send -> whole echo received, per package)
 //   and, with --server-pid, the server's CPU time (utime+stime from /proc/PID/stat, all threads) over exactly
 //   that window. Then it stops sending and waits up to `drain` seconds for every package in flight (TCP and
 //   WebSocket: a missing one is an error; UDP: see loadgen_udp.c). Prints one JSON line on stdout; "errors" > 0
-//   means the run is invalid.
+//   means the run is invalid. "loadgen_blocked" counts the times the load generator blocked in the window (each
+//   ended with a wake-up, which on loopback the waking side's CPU pays for: the server's, for an echo);
+//   `--busy-poll 1` never blocks (it polls in a loop and uses its whole CPU), so the server wakes nobody.
 //   - tcp: a package is a 4-byte big-endian length and `size` payload bytes (the echo server's framing).
 //   - ws:  HTTP/1.1 upgrade on --path, then one masked binary message of `size` bytes per package; the echo
 //          must be one unmasked binary message with the same bytes (loadgen_ws.c).
@@ -40,6 +43,8 @@
 const char *opt_host = "127.0.0.1", *opt_transport = "tcp", *opt_path = "/ws";
 int opt_port = 0, opt_conns = 1, opt_depth = 1, opt_size = 64, opt_server_pid = 0, opt_idle = 0;
 int opt_concurrency = 256;
+/** 1: poll without ever blocking (see wait_events). */
+static int opt_busy_poll = 0;
 double opt_warmup = 1.0, opt_duration = 5.0, opt_drain = 5.0, opt_hold = 300.0, opt_udp_timeout = 0.2;
 int transport = T_TCP;
 
@@ -47,6 +52,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --port P [--host H] [--transport tcp|ws|udp] [--path /ws] [--conns N] [--depth D]\n"
           "               [--size B] [--warmup S] [--duration S] [--drain S] [--server-pid PID] [--udp-timeout S]\n"
+          "               [--busy-poll 1]\n"
           "       loadgen --idle N --port P [--host H] [--size B] [--concurrency C] [--hold S]\n");
   exit(2);
 }
@@ -70,6 +76,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(a, "--hold")) opt_hold = atof(v);
     else if (!strcmp(a, "--transport")) opt_transport = v;
     else if (!strcmp(a, "--path")) opt_path = v;
+    else if (!strcmp(a, "--busy-poll")) opt_busy_poll = atoi(v);
     else if (!strcmp(a, "--udp-timeout")) opt_udp_timeout = atof(v);
     else usage();
   }
@@ -97,6 +104,12 @@ uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/** Times this process blocked (voluntary context switches): each one ended with a wake-up by the kernel. */
+static long self_blocked(void) {
+  struct rusage ru;
+  return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_nvcsw : 0;
 }
 
 static uint64_t self_cpu_ns(void) {
@@ -264,6 +277,7 @@ static double percentile_us(double q) {
 
 int phase = WARMUP;
 static uint64_t t_measure, t_end, measured_ns, lg_cpu0, lg_cpu;
+static long lg_blocked0, lg_blocked;
 static long long srv0 = -1, srv1 = -1, busy0[MAX_CPUS], busy1[MAX_CPUS];
 static int ncpu;
 
@@ -271,6 +285,7 @@ static void begin_measure(uint64_t now) {
   phase = MEASURE;
   srv0 = proc_cpu_ticks(opt_server_pid);
   lg_cpu0 = self_cpu_ns();
+  lg_blocked0 = self_blocked();
   ncpu = cpu_busy_ticks(busy0);
   t_measure = now;
   t_end = now + (uint64_t)(opt_duration * 1e9);
@@ -280,6 +295,7 @@ static void end_measure(uint64_t now) {
   cpu_busy_ticks(busy1);
   srv1 = proc_cpu_ticks(opt_server_pid);
   lg_cpu = self_cpu_ns() - lg_cpu0;
+  lg_blocked = self_blocked() - lg_blocked0;
   measured_ns = now - t_measure;
 }
 
@@ -320,8 +336,18 @@ void check_stall(uint64_t now, uint64_t progress, int alive) {
 }
 
 int wait_events(int epfd, struct epoll_event *events, int max, int timeout_ms, uint64_t *now) {
-  int n = epoll_wait(epfd, events, max, timeout_ms);
-  *now = now_ns();
+  int n;
+  if (opt_busy_poll) {
+    // Never block: the server then never has to wake this process (on loopback the server's CPU pays for that).
+    uint64_t until = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    do {
+      n = epoll_wait(epfd, events, max, 0);
+      *now = now_ns();
+    } while (n == 0 && *now < until);
+  } else {
+    n = epoll_wait(epfd, events, max, timeout_ms);
+    *now = now_ns();
+  }
   if (n >= 0) return n;
   if (errno == EINTR) return 0;
   note_error("epoll_wait", 0, errno);
@@ -348,12 +374,13 @@ void print_load_result(const char *extra) {
          "\"msgs\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
          "\"lat_us\":{\"mean\":%.2f,\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f},"
          "\"cpu_busy_s\":%s,\"server_cpu_s\":%.3f,\"server_cpu_s_per_mpkg\":%.4f,\"loadgen_cpu_s\":%.3f,"
+         "\"loadgen_blocked\":%ld,\"busy_poll\":%d,"
          "\"client_reads_per_msg\":%.4f,\"client_writes_per_msg\":%.4f,"
          "\"errors\":%llu,\"mismatches\":%llu,\"conn_errors\":%llu,\"lost\":%llu,\"first_error\":\"%s\"%s}\n",
          opt_transport, opt_conns, opt_depth, opt_size, secs, (unsigned long long)msgs, mps,
          mps * opt_size / 1e6, hist_count ? (double)hist_sum / hist_count / 1000.0 : 0, percentile_us(0.50),
          percentile_us(0.90), percentile_us(0.99), percentile_us(0.999), hist_max / 1000.0, busy_json, srv_cpu,
-         (srv_cpu >= 0 && msgs > 0) ? srv_cpu / ((double)msgs / 1e6) : -1, lg_cpu / 1e9,
+         (srv_cpu >= 0 && msgs > 0) ? srv_cpu / ((double)msgs / 1e6) : -1, lg_cpu / 1e9, lg_blocked, opt_busy_poll,
          msgs ? (double)reads / msgs : 0, msgs ? (double)writes / msgs : 0, (unsigned long long)errors,
          (unsigned long long)mismatches, (unsigned long long)conn_errors, (unsigned long long)lost, first_error,
          extra);

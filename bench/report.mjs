@@ -23,6 +23,9 @@ const lossRate = (r) => r.udp?.loss_rate ?? NaN;
 /** UDP echoes of one run that came back after a later-sent one on the same socket, per echo measured. */
 const reorderRate = (r) => (r.udp?.reordered === undefined ? NaN : r.udp.reordered / r.msgs);
 
+/** Times the load generator blocked (and so had to be woken) in one run, per 1,000 packages. */
+const wakeRate = (r) => (r.loadgen_blocked === undefined || !(r.msgs > 0) ? NaN : (r.loadgen_blocked / r.msgs) * 1000);
+
 /**
  * Medians over the valid undisturbed runs when there are at least 3 (or all runs when fewer were made), else
  * over every valid run (flagged below the table).
@@ -55,6 +58,7 @@ function summarize(spec, byLoad) {
         loss: median(v.map(lossRate)),
         maxLoss: Math.max(0, ...v.map(lossRate).filter(Number.isFinite)),
         reordered: median(v.map(reorderRate)),
+        woken: median(v.map(wakeRate)),
       };
     }
     const { raw, library: lib } = m;
@@ -91,6 +95,17 @@ function summarize(spec, byLoad) {
       ["server CPU (cores busy)", fmt(raw.cpuShare, 2), fmt(lib.cpuShare, 2), fmtRatio(lib.cpuShare / raw.cpuShare)]
         .concat(["—", undefined]),
     ];
+    if (Number.isFinite(raw.woken) && Number.isFinite(lib.woken)) {
+      // On loopback the server's CPU pays for waking the load generator: the same work costs more when it has to.
+      cells.push([
+        "load generator wake-ups per 1,000 packages",
+        fmt(raw.woken, 1),
+        fmt(lib.woken, 1),
+        fmtRatio(lib.woken / raw.woken),
+        "—",
+        undefined,
+      ]);
+    }
     if (t.throughput && load.throughputTarget) {
       // A saturated server's throughput is the inverse of its CPU per package, so the throughput target leaves the
       // library this much CPU per package on top of raw's: the scale of what it may do per package.
@@ -177,7 +192,8 @@ function loadRunText(r) {
     ? ` · lost ${fmtInt(u.timeouts - u.late)} of ${fmtInt(u.sent)} (kernel rcvbuf drops ${u.rcvbuf_errors})` +
       (u.reordered === undefined ? "" : `, ${fmtInt(u.reordered)} out of order`)
     : "";
-  return `${fmtInt(r.msgs_per_s)} · ${fmt(r.lat_us.p99)} · ${fmt(r.server_cpu_s_per_mpkg, 3)}${loss}` +
+  const woken = Number.isFinite(wakeRate(r)) ? ` · woken ${fmt(wakeRate(r), 1)}` : "";
+  return `${fmtInt(r.msgs_per_s)} · ${fmt(r.lat_us.p99)} · ${fmt(r.server_cpu_s_per_mpkg, 3)}${woken}${loss}` +
     (r.disturbed ? ` (disturbed: ${fmt(r.foreign * 100, 0)} %)` : "");
 }
 
@@ -228,7 +244,8 @@ function section(spec, res) {
   out.push(notes.length ? notes.map((n) => `- ${n}`).join("\n") : "All runs valid (no errors, no mismatches).");
   out.push("");
   out.push(
-    `Per-run values (msgs/s · p99 µs · server CPU s/Mpkg${spec.datagrams ? " · datagrams lost, out of order" : ""}; ` +
+    `Per-run values (msgs/s · p99 µs · server CPU s/Mpkg · load generator wake-ups per 1,000 packages` +
+      `${spec.datagrams ? " · datagrams lost, out of order" : ""}; ` +
       "“disturbed” = other processes took more than 10 % of a benchmark core during the window even after a retry):",
   );
   out.push("");

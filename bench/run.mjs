@@ -2,7 +2,7 @@
 //
 //   node bench/run.mjs --runtime deno|bun [--quick] [--transport tcp,ws,udp] [--runs N] [--warmup S]
 //                      [--duration S] [--configs latency,small,large,idle,cron] [--idle-conns N]
-//                      [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES]
+//                      [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES] [--busy-poll]
 //
 // See bench/README.md for the method. Writes bench/results/<runtime>.md (the tables) and <runtime>.json (every
 // run); the statistics and the Markdown are in report.mjs.
@@ -36,6 +36,7 @@ const { values: opt } = parseArgs({
     "cron-duration": { type: "string" },
     "no-pin": { type: "boolean", default: false },
     "raw-read-buf": { type: "string" },
+    "busy-poll": { type: "boolean", default: false },
     nice: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", default: false },
@@ -45,7 +46,8 @@ if (opt.help || (opt.runtime !== "deno" && opt.runtime !== "bun")) {
   console.error(
     "usage: node bench/run.mjs --runtime deno|bun [--quick] [--transport tcp,ws,udp] [--runs N] [--warmup S]\n" +
       "                          [--duration S] [--configs latency,small,large,idle,cron] [--idle-conns N]\n" +
-      "                          [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES (deno)]",
+      "                          [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES (deno)]\n" +
+      "                          [--busy-poll]",
   );
   process.exit(opt.help ? 0 : 2);
 }
@@ -60,6 +62,11 @@ const CRON_DURATION = Number(opt["cron-duration"] ?? (quick ? 2 : 10));
 const CRON_SETTLE = 10;
 const CONFIGS = (opt.configs ?? "latency,small,large,idle,cron").split(",").map((s) => s.trim()).filter(Boolean);
 const outDir = opt.out ?? path.join(benchDir, "results");
+/**
+ * The load generator polls without ever blocking, so the servers never have to wake it (a diagnosis: on loopback
+ * the server's CPU pays for every wake-up of the load generator; see bench/README.md).
+ */
+const BUSY_POLL = opt["busy-poll"];
 
 // Load configurations (loadgen: connections × pipeline depth × payload size) of the stream transports.
 const STREAM_LOADS = {
@@ -184,7 +191,7 @@ function machine() {
     node: process.version,
     library: gitInfo(),
     pinned: (pin ? `server on CPU ${SERVER_CPU}, loadgen on CPU ${LOADGEN_CPU} (taskset)` : "not pinned") +
-      (NICE !== 0 ? `, nice ${NICE}` : ""),
+      (NICE !== 0 ? `, nice ${NICE}` : "") + (BUSY_POLL ? ", **loadgen busy-polling** (--busy-poll)" : ""),
   };
 }
 
@@ -350,6 +357,7 @@ async function loadRun(spec, kind, load) {
       ...["--port", String(server.port), "--conns", String(load.conns), "--depth", String(load.depth)],
       ...["--size", String(load.size), "--warmup", String(WARMUP), "--duration", String(DURATION)],
       ...["--server-pid", String(server.pid)],
+      ...(BUSY_POLL ? ["--busy-poll", "1"] : []),
     ];
     const r = await loadgen(args, (WARMUP + DURATION + 30) * 1000);
     if (exited(server.child)) {
@@ -489,7 +497,7 @@ const results = {
   started,
   runtime,
   machine: info,
-  options: { RUNS, WARMUP, DURATION },
+  options: { RUNS, WARMUP, DURATION, BUSY_POLL },
   transports: {},
 };
 
@@ -515,7 +523,8 @@ function runLine(r) {
   const u = r.udp;
   return `${fmtInt(r.msgs_per_s)} msgs/s, p50 ${fmt(r.lat_us.p50)} µs, p99 ${fmt(r.lat_us.p99)} µs, ` +
     `server ${fmt(r.server_cpu_s_per_mpkg, 3)} CPU s/Mpkg (${fmt(r.server_cpu_s / r.seconds, 2)} cores), ` +
-    `loadgen ${fmt((r.loadgen_cpu_s / r.seconds) * 100, 0)} %, foreign ${fmt((r.foreign ?? NaN) * 100, 0)} %` +
+    `loadgen ${fmt((r.loadgen_cpu_s / r.seconds) * 100, 0)} % (woken ${fmt((r.loadgen_blocked / r.msgs) * 1000, 1)}` +
+    `/1k), foreign ${fmt((r.foreign ?? NaN) * 100, 0)} %` +
     (u ? `, lost ${u.timeouts - u.late}/${u.sent} (rcvbuf drops ${u.rcvbuf_errors}), ${u.reordered} out of order` : "");
 }
 
