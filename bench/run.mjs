@@ -2,7 +2,7 @@
 //
 //   node bench/run.mjs --runtime deno|bun [--quick] [--transport tcp,ws,udp] [--runs N] [--warmup S]
 //                      [--duration S] [--configs latency,small,large,idle,cron] [--idle-conns N]
-//                      [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES] [--busy-poll]
+//                      [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES] [--blocking]
 //
 // See bench/README.md for the method. Writes bench/results/<runtime>.md (the tables) and <runtime>.json (every
 // run); the statistics and the Markdown are in report.mjs.
@@ -36,7 +36,7 @@ const { values: opt } = parseArgs({
     "cron-duration": { type: "string" },
     "no-pin": { type: "boolean", default: false },
     "raw-read-buf": { type: "string" },
-    "busy-poll": { type: "boolean", default: false },
+    blocking: { type: "boolean", default: false },
     nice: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", default: false },
@@ -47,7 +47,7 @@ if (opt.help || (opt.runtime !== "deno" && opt.runtime !== "bun")) {
     "usage: node bench/run.mjs --runtime deno|bun [--quick] [--transport tcp,ws,udp] [--runs N] [--warmup S]\n" +
       "                          [--duration S] [--configs latency,small,large,idle,cron] [--idle-conns N]\n" +
       "                          [--cron-duration S] [--no-pin] [--nice N] [--out DIR] [--raw-read-buf BYTES (deno)]\n" +
-      "                          [--busy-poll]",
+      "                          [--blocking]",
   );
   process.exit(opt.help ? 0 : 2);
 }
@@ -63,10 +63,11 @@ const CRON_SETTLE = 10;
 const CONFIGS = (opt.configs ?? "latency,small,large,idle,cron").split(",").map((s) => s.trim()).filter(Boolean);
 const outDir = opt.out ?? path.join(benchDir, "results");
 /**
- * The load generator polls without ever blocking, so the servers never have to wake it (a diagnosis: on loopback
- * the server's CPU pays for every wake-up of the load generator; see bench/README.md).
+ * The load generator polls without ever blocking (`loadgen --busy-poll 1`), so no server has to wake it: on loopback
+ * the waking side's CPU pays for every wake-up, which a remote client would not cost the server, and a slower server
+ * has to wake it more often (see bench/README.md). `--blocking` lets it sleep in epoll_wait instead.
  */
-const BUSY_POLL = opt["busy-poll"];
+const BUSY_POLL = !opt.blocking;
 
 // Load configurations (loadgen: connections × pipeline depth × payload size) of the stream transports.
 const STREAM_LOADS = {
@@ -191,7 +192,8 @@ function machine() {
     node: process.version,
     library: gitInfo(),
     pinned: (pin ? `server on CPU ${SERVER_CPU}, loadgen on CPU ${LOADGEN_CPU} (taskset)` : "not pinned") +
-      (NICE !== 0 ? `, nice ${NICE}` : "") + (BUSY_POLL ? ", **loadgen busy-polling** (--busy-poll)" : ""),
+      (NICE !== 0 ? `, nice ${NICE}` : "") +
+      (BUSY_POLL ? ", loadgen busy-polling" : ", **loadgen blocking** (--blocking)"),
   };
 }
 
@@ -578,6 +580,7 @@ const md = report(results, {
   duration: DURATION,
   quick,
   info,
+  busyPoll: BUSY_POLL,
   elapsedS: (Date.now() - started) / 1000,
 });
 mkdirSync(outDir, { recursive: true });
