@@ -1,6 +1,7 @@
 // The benchmark's statistics and its Markdown report (used by bench/run.mjs; see bench/README.md for the method).
 //
-// report(results, ctx) renders one section per transport: the ratio table (medians of the valid runs), the
+// report(results, ctx) renders one section per transport: the ratio table (values: medians of the valid runs; ratios:
+// medians of the per-round ratios), the
 // validity notes and every run's values; then the cron line. `ctx` = { runtime, transports, runs, warmup,
 // duration, quick, info, elapsedS, busyPoll }.
 
@@ -36,6 +37,37 @@ function valid(runs) {
   return clean.length >= Math.min(3, runs.length) ? clean : ok;
 }
 
+/**
+ * The rounds in which both `a` and `b` made a valid run, as [a run, b run] pairs: only rounds where neither was
+ * disturbed when there are at least 3 such (or every round when fewer were made), else every valid pair.
+ */
+function pairs(a, b) {
+  const ok = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (!a[i].errors && !b[i].errors) ok.push([a[i], b[i]]);
+  const clean = ok.filter(([x, y]) => !x.disturbed && !y.disturbed);
+  return clean.length >= Math.min(3, a.length) ? clean : ok;
+}
+
+/**
+ * `pick(b) / pick(a)` per round, median over the rounds (see {@link pairs}). The two runs of a round follow each
+ * other, so a change of the machine's speed between rounds (it moves by up to 2× within minutes) cancels out, which
+ * a ratio of the two sides' medians does not: when the machine changes pace in the middle of a series, those
+ * medians can come from different paces.
+ */
+function pairedRatio(a, b, pick) {
+  return median(pairs(a, b).map(([x, y]) => pick(y) / pick(x)));
+}
+
+const PICK = {
+  mps: (r) => r.msgs_per_s,
+  mbps: (r) => r.mb_per_s,
+  p50: (r) => r.lat_us.p50,
+  p99: (r) => r.lat_us.p99,
+  cpu: (r) => r.server_cpu_s_per_mpkg,
+  cpuShare: (r) => r.server_cpu_s / r.seconds,
+  woken: wakeRate,
+};
+
 function summarize(spec, byLoad) {
   const rows = [];
   for (const [name, load] of Object.entries(spec.loads)) {
@@ -62,9 +94,11 @@ function summarize(spec, byLoad) {
       };
     }
     const { raw, library: lib } = m;
-    const tput = lib.mps / raw.mps;
-    const p99 = lib.p99 / raw.p99;
-    const cpu = lib.cpu / raw.cpu;
+    /** library/raw of `key`, per round (see {@link pairedRatio}). */
+    const ratio = (key) => pairedRatio(byKind.raw, byKind.library, PICK[key]);
+    const tput = ratio("mps");
+    const p99 = ratio("p99");
+    const cpu = ratio("cpu");
     const t = spec.targets;
     const target = (limit, ok, applies = true) => (limit && applies ? [limit, ok] : ["—", undefined]);
     const cells = [
@@ -79,8 +113,8 @@ function summarize(spec, byLoad) {
           load.throughputTarget,
         ),
       ],
-      ["payload MB/s", fmt(raw.mbps, 1), fmt(lib.mbps, 1), fmtRatio(lib.mbps / raw.mbps), "—", undefined],
-      ["latency p50 (µs)", fmt(raw.p50), fmt(lib.p50), fmtRatio(lib.p50 / raw.p50), "—", undefined],
+      ["payload MB/s", fmt(raw.mbps, 1), fmt(lib.mbps, 1), fmtRatio(ratio("mbps")), "—", undefined],
+      ["latency p50 (µs)", fmt(raw.p50), fmt(lib.p50), fmtRatio(ratio("p50")), "—", undefined],
       ["latency p99 (µs)", fmt(raw.p99), fmt(lib.p99), fmtRatio(p99), ...target(t.p99 && `≤ ${t.p99}×`, p99 <= t.p99)],
       [
         "server CPU s / Mpkg",
@@ -92,7 +126,7 @@ function summarize(spec, byLoad) {
           cpu <= t.cpu,
         ),
       ],
-      ["server CPU (cores busy)", fmt(raw.cpuShare, 2), fmt(lib.cpuShare, 2), fmtRatio(lib.cpuShare / raw.cpuShare)]
+      ["server CPU (cores busy)", fmt(raw.cpuShare, 2), fmt(lib.cpuShare, 2), fmtRatio(ratio("cpuShare"))]
         .concat(["—", undefined]),
     ];
     if (raw.woken > 0 || lib.woken > 0) { // none with a busy-polling load generator
@@ -101,7 +135,7 @@ function summarize(spec, byLoad) {
         "load generator wake-ups per 1,000 packages",
         fmt(raw.woken, 1),
         fmt(lib.woken, 1),
-        fmtRatio(lib.woken / raw.woken),
+        fmtRatio(ratio("woken")),
         "—",
         undefined,
       ]);
@@ -109,7 +143,7 @@ function summarize(spec, byLoad) {
     if (t.throughput && load.throughputTarget) {
       // A saturated server's throughput is the inverse of its CPU per package, so the throughput target leaves the
       // library this much CPU per package on top of raw's: the scale of what it may do per package.
-      const extraNs = (lib.cpu - raw.cpu) * 1000;
+      const extraNs = raw.cpu * 1000 * (cpu - 1);
       const budgetNs = raw.cpu * 1000 * (1 / t.throughput - 1);
       cells.push([
         "server CPU per package over raw (ns)",
@@ -136,15 +170,13 @@ function referenceLines(spec, byLoad) {
     const parts = [];
     for (const [name, byKind] of Object.entries(byLoad)) {
       if (!byKind[kind]) continue;
-      const raw = valid(byKind.raw);
       const ref = valid(byKind[kind]);
-      /** Median of `pick` over `runs`, against raw's. */
-      const ratio = (runs, pick) => median(runs.map(pick)) / median(raw.map(pick));
-      const cpu = (r) => r.server_cpu_s_per_mpkg;
+      /** `kind`/raw (or library/raw) of `key`, per round. */
+      const ratio = (key, of = kind) => pairedRatio(byKind.raw, byKind[of], PICK[key]);
       parts.push(
-        `${name} ${fmtRatio(ratio(ref, (r) => r.msgs_per_s))} throughput, ` +
-          `${fmtRatio(ratio(ref, cpu))} CPU per package (library ${fmtRatio(ratio(valid(byKind.library), cpu))}), ` +
-          `p99 ${fmtRatio(ratio(ref, (r) => r.lat_us.p99))}` +
+        `${name} ${fmtRatio(ratio("mps"))} throughput, ` +
+          `${fmtRatio(ratio("cpu"))} CPU per package (library ${fmtRatio(ratio("cpu", "library"))}), ` +
+          `p99 ${fmtRatio(ratio("p99"))}` +
           (spec.datagrams ? `, echoes out of order ${fmtPct(median(ref.map(reorderRate)))}` : "") +
           (ref.length < byKind[kind].length
             ? ` (${ref.length} of ${byKind[kind].length} runs; others disturbed or invalid)`
@@ -305,7 +337,7 @@ export function report(results, ctx) {
       `${info.memGiB} GiB · Linux ${info.kernel} · ${info.pinned} · ${ctx.runs} runs per server per load, ` +
       `interleaved raw/library${
         refs.join("")
-      }, medians · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
+      } (order reversed every other round); values: medians; ratios: median of the per-round ratios · warm-up ${ctx.warmup} s + ${ctx.duration} s measured per run` +
       `${ctx.quick ? " · **--quick**" : ""} · total ${fmt(ctx.elapsedS / 60, 1)} min`,
   );
   out.push("");

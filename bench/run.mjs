@@ -540,7 +540,8 @@ for (const t of TRANSPORT_NAMES) {
     const kinds = Object.keys(spec.servers).filter((kind) => spec.servers[kind][runtime] !== undefined);
     res.loads[name] = Object.fromEntries(kinds.map((kind) => [kind, []]));
     for (let i = 0; i < RUNS; i++) {
-      for (const kind of kinds) {
+      // Every other round in reverse order, so a steady drift of the machine favours no server.
+      for (const kind of i % 2 === 0 ? kinds : [...kinds].reverse()) {
         const r = await measuredRun(spec, kind, load, `${t} ${name} ${kind}`);
         res.loads[name][kind].push(r);
         log(`[bench] ${t} ${name} run ${i + 1}/${RUNS} ${kind.padEnd(7)} ${runLine(r)}`);
