@@ -1,9 +1,8 @@
 // The benchmark's statistics and its Markdown report (used by bench/run.mjs; see bench/README.md for the method).
 //
 // report(results, ctx) renders one section per transport: the ratio table (values: medians of the valid runs; ratios:
-// medians of the per-round ratios), the
-// validity notes and every run's values; then the cron line. `ctx` = { runtime, transports, runs, warmup,
-// duration, quick, info, elapsedS, busyPoll }.
+// medians of the per-round ratios), the validity notes and every run's values; then the cron line.
+// `ctx` = { runtime, transports, runs, warmup, duration, quick, info, elapsedS, busyPoll }.
 
 export function median(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -32,9 +31,13 @@ const wakeRate = (r) => (r.loadgen_blocked === undefined || !(r.msgs > 0) ? NaN 
  * over every valid run (flagged below the table).
  */
 function valid(runs) {
-  const ok = runs.filter((r) => !r.errors);
-  const clean = ok.filter((r) => !r.disturbed);
-  return clean.length >= Math.min(3, runs.length) ? clean : ok;
+  return undisturbedIfEnough(runs.filter((r) => !r.errors), (r) => !r.disturbed, runs.length);
+}
+
+/** The items of `ok` that are `clean` when there are at least 3 of them (or `made`, when fewer were made), else `ok`. */
+function undisturbedIfEnough(ok, clean, made) {
+  const kept = ok.filter(clean);
+  return kept.length >= Math.min(3, made) ? kept : ok;
 }
 
 /**
@@ -44,8 +47,7 @@ function valid(runs) {
 function pairs(a, b) {
   const ok = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (!a[i].errors && !b[i].errors) ok.push([a[i], b[i]]);
-  const clean = ok.filter(([x, y]) => !x.disturbed && !y.disturbed);
-  return clean.length >= Math.min(3, a.length) ? clean : ok;
+  return undisturbedIfEnough(ok, ([x, y]) => !x.disturbed && !y.disturbed, a.length);
 }
 
 /**

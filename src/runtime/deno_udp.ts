@@ -112,9 +112,7 @@ class DenoUdpSocket implements UdpSocket {
   readonly #onReceiveFailed = (error: unknown): void => {
     this.#receiving = false;
     if (this.#done) return this.#released.resolve(); // Interrupted / BadResource from our own close
-    // Not caused by close(): the socket is unusable.
-    this.close();
-    this.#sink!.closed(error);
+    this.#fail(error); // not caused by close(): the socket is unusable
   };
   readonly #afterSend = (): void => this.#receiveNext();
   readonly #resumeReading = (): void => {
@@ -203,6 +201,12 @@ class DenoUdpSocket implements UdpSocket {
     if (!this.#receiving) this.#released.resolve();
   }
 
+  /** Closes the socket and reports `error` to the sink as the end of the connection. */
+  #fail(error: unknown): void {
+    this.close();
+    this.#sink!.closed(error);
+  }
+
   /** Starts the next `receive()` unless one is pending, or reading is paused, waits for sends, or is over. */
   #receiveNext(): void {
     if (this.#receiving || this.#paused || this.#done || this.#held !== undefined) return;
@@ -227,10 +231,7 @@ class DenoUdpSocket implements UdpSocket {
     try {
       this.#deliver(received[0], from);
     } catch (error) {
-      // The sink failed: the socket is no use to it any more.
-      this.close();
-      this.#sink!.closed(error);
-      return;
+      return this.#fail(error); // the sink failed: the socket is no use to it any more
     }
     // The sends the session started meanwhile (an answer, typically) settle before the next receive(), as in a
     // plain `receive(); await send()` loop. Deno settles a send an event-loop turn after it went out; receiving
